@@ -1,0 +1,13 @@
+"""skivae: identifiable VAEs and nonlinear ICA as scikit-learn estimators.
+
+The estimators run a PyTorch core and follow the scikit-learn API: ``fit(X, u)``
+takes the auxiliary variable ``u`` in scikit-learn's ``y`` position, so they
+work in Pipelines and hyper-parameter searches.
+"""
+
+from skivae._base import IdentifiabilityWarning
+from skivae._ivae import IdentifiableVAE
+
+__version__ = "0.1.0"
+
+__all__ = ["IdentifiableVAE", "IdentifiabilityWarning", "__version__"]

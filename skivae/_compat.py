@@ -1,0 +1,17 @@
+"""The only module that imports private or version-specific scikit-learn API.
+
+Supported: scikit-learn 1.6 to 1.9. When scikit-learn moves one of these names,
+this file is the one place to change.
+"""
+
+from sklearn.base import _fit_context  # noqa: F401  (private; stable 1.6-1.9)
+from sklearn.utils._param_validation import (  # noqa: F401  (private; stable 1.6-1.9)
+    Interval,
+    Options,
+    StrOptions,
+)
+from sklearn.utils.validation import (  # noqa: F401
+    _check_feature_names_in,
+    check_is_fitted,
+    validate_data,
+)

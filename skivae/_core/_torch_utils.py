@@ -1,0 +1,86 @@
+"""Small torch helpers: devices, scoped seeding and tensor conversion."""
+
+import contextlib
+
+import numpy as np
+import torch
+
+
+def resolve_device(device):
+    """Turn a user ``device`` string into an available :class:`torch.device`.
+
+    ``"auto"`` picks CUDA, then MPS, then CPU. An unknown or unavailable device
+    raises ``ValueError``.
+    """
+    if device is None:
+        device = "cpu"
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise ValueError(f"device must be a string such as 'cpu' or 'cuda', got {device!r}.")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid torch device; use 'cpu', 'cuda', "
+            "'cuda:N', 'mps' or 'auto'."
+        ) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available; use "
+                "device='cpu' or device='auto'."
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) "
+                "are available."
+            )
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but MPS is not available; use "
+                "device='cpu' or device='auto'."
+            )
+    elif dev.type != "cpu":
+        raise ValueError(
+            f"device={device!r} is not supported; use 'cpu', 'cuda', 'cuda:N', 'mps' "
+            "or 'auto'."
+        )
+    return dev
+
+
+@contextlib.contextmanager
+def torch_seed(seed, device):
+    """Seed torch's global RNG inside the block and restore the caller's on exit."""
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
+        torch.manual_seed(seed)
+        yield
+
+
+def to_tensor(X, device, dtype=torch.float32):
+    """Copy an array-like into a new tensor on ``device``."""
+    if dtype == torch.long:
+        arr = np.array(X, dtype=np.int64, copy=True)
+    else:
+        arr = np.array(X, dtype=np.float32, copy=True)
+    return torch.as_tensor(arr, device=device)
+
+
+def to_numpy(T, dtype=None):
+    """Move a tensor to host memory as a numpy array (optionally cast)."""
+    arr = T.detach().to("cpu").numpy()
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
+    return arr

@@ -1,0 +1,142 @@
+"""The iVAE module: encoder q(z|x), decoder p(x|z), prior p(z|u) and the ELBO."""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from skivae._core.nets import GaussianHead, gaussian_sample, make_mlp, marginal_variance
+from skivae._core.priors import ConditionalPrior
+
+_LOG_2PI = math.log(2 * math.pi)
+LIKELIHOODS = ("gaussian", "bernoulli")
+
+
+class IVAEModule(nn.Module):
+    """Identifiable VAE with an x-only Gaussian encoder.
+
+    The encoder is q(z|x), so the latent representation of new data needs no
+    auxiliary variable; ``u`` enters only through the prior p(z|u). With
+    ``aux=None`` the prior is N(0, I) and the module is a plain VAE.
+
+    Parameters
+    ----------
+    n_features, n_components : int
+    prior : ConditionalPrior
+    hidden_layer_sizes : tuple of int
+    activation : str
+    likelihood : {"gaussian", "bernoulli"}
+    decoder_var : float or None
+        Fixed observation-noise variance of the Gaussian decoder; ``None``
+        learns one variance per feature (bounded below by ``min_decoder_var``).
+    """
+
+    def __init__(
+        self,
+        n_features,
+        n_components,
+        prior,
+        *,
+        hidden_layer_sizes=(64, 64),
+        activation="leaky_relu",
+        likelihood="gaussian",
+        decoder_var=0.01,
+        min_decoder_var=1e-4,
+        full_cov=True,
+    ):
+        super().__init__()
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        self.n_features = n_features
+        self.n_components = n_components
+        self.likelihood = likelihood
+        self.encoder = GaussianHead(
+            n_features, hidden_layer_sizes, n_components, activation, full_cov=full_cov
+        )
+        self.decoder = make_mlp(n_components, tuple(reversed(hidden_layer_sizes)), n_features,
+                                activation)
+        self.prior = prior
+        self.learn_var = decoder_var is None
+        self.log_min_var = math.log(min_decoder_var)
+        if self.learn_var:
+            self.raw_log_var = nn.Parameter(torch.zeros(n_features))
+        else:
+            self.register_buffer(
+                "raw_log_var", torch.full((n_features,), math.log(float(decoder_var)))
+            )
+
+    # -- pieces -----------------------------------------------------------------
+    def encode(self, x):
+        """``(mean, logvar, lower)`` of q(z|x) (see :class:`GaussianHead`)."""
+        return self.encoder(x)
+
+    def decode(self, z):
+        """Decoder mean E[x|z] (probabilities for the Bernoulli decoder)."""
+        out = self.decoder(z)
+        if self.likelihood == "bernoulli":
+            return torch.sigmoid(out)
+        return out
+
+    def decoder_log_var(self):
+        if self.learn_var:
+            # Soft floor: the variance cannot collapse to zero on noiseless data.
+            return self.log_min_var + F.softplus(self.raw_log_var - self.log_min_var)
+        return self.raw_log_var
+
+    def log_likelihood(self, x, z):
+        """log p(x|z), summed over features."""
+        out = self.decoder(z)
+        if self.likelihood == "bernoulli":
+            return -F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1)
+        log_var = self.decoder_log_var()
+        return -0.5 * (_LOG_2PI + log_var + (x - out) ** 2 * torch.exp(-log_var)).sum(-1)
+
+    def sample_x(self, z):
+        """Draw x ~ p(x|z)."""
+        mean = self.decode(z)
+        if self.likelihood == "bernoulli":
+            return torch.bernoulli(mean)
+        return mean + torch.exp(0.5 * self.decoder_log_var()) * torch.randn_like(mean)
+
+    # -- objective ---------------------------------------------------------------
+    def elbo(self, x, u, beta=1.0):
+        """Per-sample ELBO (one reparameterised draw, closed-form KL).
+
+        ``beta`` weights the KL term (used only for warm-up during training);
+        with ``beta=1`` this is the exact evidence lower bound.
+        """
+        mean, logvar, lower = self.encoder(x)
+        z = gaussian_sample(mean, logvar, lower)
+        rec = self.log_likelihood(x, z)
+        loc, log_s2 = self.prior.params(u, mean)
+        kl = self.prior.kl_from_gaussian(
+            mean, logvar, loc, log_s2, marginal_variance(logvar, lower)
+        )
+        return rec - beta * kl
+
+    def marginal_elbo(self, x, support, log_weights):
+        """ELBO under the marginal prior p(z) = sum_c w_c p(z | u_c).
+
+        Used to score data whose ``u`` is unknown. ``support`` holds the
+        auxiliary values u_c (category codes or covariate rows) and
+        ``log_weights`` their log mixture weights. The KL has no closed form
+        here, so one reparameterised draw estimates it.
+        """
+        mean, logvar, lower = self.encoder(x)
+        eps = torch.randn_like(mean)
+        z = mean + torch.exp(0.5 * logvar) * eps
+        if lower is not None:
+            z = z + (lower @ eps.unsqueeze(-1)).squeeze(-1)
+        rec = self.log_likelihood(x, z)
+        # log q(z|x) with z = mean + L eps: -0.5 (n log 2pi + log det + |eps|^2)
+        log_q = -0.5 * (_LOG_2PI + logvar + eps**2).sum(-1)
+        if self.prior.aux is None:
+            loc, log_s2 = self.prior.params(None, z)
+            log_p = self.prior.log_prob(z, loc, log_s2)
+        else:
+            loc, log_s2 = self.prior.params(support, None)
+            # (B, 1, n) against (1, C, n) -> (B, C)
+            lp = self.prior.log_prob(z[:, None, :], loc[None], log_s2[None])
+            log_p = torch.logsumexp(lp + log_weights[None, :], dim=1)
+        return rec + log_p - log_q

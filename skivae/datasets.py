@@ -1,0 +1,463 @@
+"""Synthetic data for nonlinear ICA with an auxiliary variable.
+
+The generators draw independent sources whose distribution is modulated by an
+observed auxiliary variable ``u`` and mix them with a random invertible (or, in
+the undercomplete case, injective) multilayer perceptron, as in the simulations
+of Khemakhem et al. (2020) and of their official code.
+
+All functions return ``(X, u, S)``: the observations, the auxiliary variable and
+the true sources. They use only numpy, scipy and scikit-learn.
+"""
+
+import functools
+import numbers
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+__all__ = ["make_continuous_aux_sources", "make_nonstationary_sources"]
+
+_ACTIVATIONS = ("xtanh", "leaky_relu")
+_SOURCES = ("gaussian", "laplace")
+_SLOPE = 0.1  # slope of xtanh's linear part and of the leaky ReLU
+_N_THRESHOLD_DRAWS = 5000  # matrices drawn to estimate the condition-number threshold
+_THRESHOLD_PERCENTILE = 25.0
+_THRESHOLD_SEED = 0  # fixed: the threshold is a property of the shape, not of the draw
+_MAX_REJECTIONS = 10_000
+
+
+# --------------------------------------------------------------------------- #
+# Argument validation
+# --------------------------------------------------------------------------- #
+def _check_int(value, name, min_value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < min_value
+    ):
+        raise ValueError(f"{name} must be an integer >= {min_value}, got {value!r}.")
+    return int(value)
+
+
+def _check_bool(value, name):
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name} must be a bool, got {value!r}.")
+
+
+def _check_option(value, name, options):
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}.")
+    return value
+
+
+def _check_noise(noise):
+    if (
+        isinstance(noise, bool)
+        or not isinstance(noise, numbers.Real)
+        or not np.isfinite(noise)
+        or noise < 0
+    ):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}.")
+    return float(noise)
+
+
+def _check_scale_range(scale_range):
+    try:
+        lo, hi = (float(v) for v in scale_range)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"scale_range must be a pair (low, high) of numbers, got {scale_range!r}."
+        ) from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo <= hi):
+        raise ValueError(
+            "scale_range must satisfy 0 < low <= high (finite), "
+            f"got {tuple(scale_range)!r}."
+        )
+    return lo, hi
+
+
+def _check_mixing_args(n_sources, n_features, n_layers, activation, reuse_weights):
+    n_sources = _check_int(n_sources, "n_sources", 1)
+    if n_features is None:
+        n_features = n_sources
+    n_features = _check_int(n_features, "n_features", 1)
+    if n_features < n_sources:
+        raise ValueError(
+            f"n_features must be >= n_sources (the mixing must be injective), "
+            f"got n_features={n_features} < n_sources={n_sources}."
+        )
+    n_layers = _check_int(n_layers, "n_layers", 1)
+    activation = _check_option(activation, "activation", _ACTIVATIONS)
+    reuse_weights = _check_bool(reuse_weights, "reuse_weights")
+    return n_sources, n_features, n_layers, activation, reuse_weights
+
+
+# --------------------------------------------------------------------------- #
+# Random mixing MLP
+# --------------------------------------------------------------------------- #
+def _unit_column_matrices(n_matrices, n_rows, n_cols, rng):
+    """Draw matrices with entries uniform in [-1, 1] and unit-norm columns."""
+    W = rng.uniform(-1.0, 1.0, size=(n_matrices, n_rows, n_cols))
+    W /= np.linalg.norm(W, axis=1, keepdims=True)
+    return W
+
+
+def _condition_numbers(W):
+    """Condition numbers (largest / smallest singular value) of a matrix stack."""
+    s = np.linalg.svd(W, compute_uv=False)
+    return s[..., 0] / s[..., -1]
+
+
+@functools.lru_cache(maxsize=64)
+def _condition_threshold(n_rows, n_cols):
+    """25th percentile of the condition number of random unit-column matrices.
+
+    Estimated once per shape from ``_N_THRESHOLD_DRAWS`` matrices drawn with a
+    fixed seed, so the value never depends on ``random_state`` or on the cache.
+    """
+    rng = np.random.RandomState(_THRESHOLD_SEED)
+    # Chunks keep memory bounded for large shapes (about 32 MB per chunk).
+    chunk = max(1, min(_N_THRESHOLD_DRAWS, 4_000_000 // (n_rows * n_cols)))
+    conds = []
+    for start in range(0, _N_THRESHOLD_DRAWS, chunk):
+        n = min(chunk, _N_THRESHOLD_DRAWS - start)
+        conds.append(_condition_numbers(_unit_column_matrices(n, n_rows, n_cols, rng)))
+    return float(np.percentile(np.concatenate(conds), _THRESHOLD_PERCENTILE))
+
+
+def _well_conditioned_matrix(n_rows, n_cols, rng):
+    """Draw a unit-column matrix whose condition number is at most the threshold."""
+    threshold = _condition_threshold(n_rows, n_cols)
+    for _ in range(_MAX_REJECTIONS):
+        W = _unit_column_matrices(1, n_rows, n_cols, rng)[0]
+        if _condition_numbers(W) <= threshold:
+            return W
+    raise RuntimeError(  # pragma: no cover - probability ~0.75**10000
+        f"Could not draw a well-conditioned {n_rows}x{n_cols} matrix."
+    )
+
+
+def _draw_mixing_weights(n_sources, n_features, n_layers, reuse_weights, rng):
+    """Weight matrices of the mixing MLP, first layer first.
+
+    The first matrix has shape ``(n_sources, n_features)``, the others
+    ``(n_features, n_features)``. With ``reuse_weights``, one square matrix is
+    drawn and used for every square layer (the first one too when
+    ``n_sources == n_features``), as in the official iVAE code.
+    """
+    first = _well_conditioned_matrix(n_sources, n_features, rng)
+    weights = [first]
+    if n_layers == 1:
+        return weights
+    if reuse_weights:
+        if n_sources == n_features:
+            square = first
+        else:
+            square = _well_conditioned_matrix(n_features, n_features, rng)
+        weights.extend([square] * (n_layers - 1))
+    else:
+        weights.extend(
+            _well_conditioned_matrix(n_features, n_features, rng)
+            for _ in range(n_layers - 1)
+        )
+    return weights
+
+
+def _activate(a, activation):
+    if activation == "xtanh":
+        return np.tanh(a) + _SLOPE * a
+    return np.where(a > 0, a, _SLOPE * a)  # leaky_relu
+
+
+def _apply_mlp(S, weights, activation):
+    """Apply the mixing MLP: activation between layers, none after the last."""
+    X = S
+    for layer, W in enumerate(weights):
+        X = X @ W
+        if layer < len(weights) - 1:
+            X = _activate(X, activation)
+    return X
+
+
+def _unit_variance_noise(n_samples, n_sources, source, rng):
+    if source == "gaussian":
+        return rng.standard_normal(size=(n_samples, n_sources))
+    # Laplace with scale b has variance 2 b**2: b = 1/sqrt(2) gives unit variance.
+    return rng.laplace(loc=0.0, scale=np.sqrt(0.5), size=(n_samples, n_sources))
+
+
+def _observe(X, noise, binary, rng):
+    """Add Gaussian noise and optionally draw Bernoulli observations."""
+    if noise > 0:
+        X = X + noise * rng.standard_normal(size=X.shape)
+    if binary:
+        p = 0.5 * (1.0 + np.tanh(0.5 * X))  # numerically stable sigmoid
+        X = (rng.uniform(size=X.shape) < p).astype(np.float64)
+    return np.ascontiguousarray(X, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- #
+# Public generators
+# --------------------------------------------------------------------------- #
+def make_nonstationary_sources(
+    n_segments=40,
+    n_per_segment=1000,
+    n_sources=5,
+    *,
+    n_features=None,
+    n_layers=3,
+    activation="xtanh",
+    source="gaussian",
+    scale_range=(0.5, 3.0),
+    reuse_weights=True,
+    noise=0.0,
+    binary=False,
+    random_state=None,
+):
+    """Generate segment-wise nonstationary sources mixed by a random MLP.
+
+    This is the "nonstationary sources" simulation of Khemakhem et al. (2020):
+    the data are split into ``n_segments`` segments, the auxiliary variable ``u``
+    is the segment index, and within each segment every source is zero-mean with
+    a segment- and component-specific scale. The observations are ``X = f(S)``
+    for a random injective multilayer perceptron ``f``.
+
+    Parameters
+    ----------
+    n_segments : int, default=40
+        Number of segments (distinct values of ``u``).
+
+    n_per_segment : int, default=1000
+        Number of samples in each segment.
+
+    n_sources : int, default=5
+        Number of independent sources (latent dimension).
+
+    n_features : int, default=None
+        Number of observed features. ``None`` means ``n_sources``. Must be
+        ``>= n_sources`` (undercomplete mixing is allowed).
+
+    n_layers : int, default=3
+        Number of layers of the mixing MLP. ``1`` gives a linear mixing
+        (linear ICA).
+
+    activation : {"xtanh", "leaky_relu"}, default="xtanh"
+        Nonlinearity between layers: ``tanh(a) + 0.1 * a`` or a leaky ReLU with
+        slope 0.1. No nonlinearity follows the last layer.
+
+    source : {"gaussian", "laplace"}, default="gaussian"
+        Distribution of the sources within a segment (unit variance before
+        scaling).
+
+    scale_range : tuple of float, default=(0.5, 3.0)
+        Bounds ``(low, high)`` of the uniform distribution of the per-segment,
+        per-component standard deviations, with ``0 < low <= high``.
+
+    reuse_weights : bool, default=True
+        If True, draw one square matrix and use it in every square layer (the
+        official code's behaviour). If False, draw every layer afresh, which
+        gives a much harder problem.
+
+    noise : float, default=0.0
+        Standard deviation of additive Gaussian noise on ``f(S)``.
+
+    binary : bool, default=False
+        If True, ``X`` holds Bernoulli draws (0. or 1.) with success
+        probability ``sigmoid(f(S) + noise)``.
+
+    random_state : int, RandomState instance or None, default=None
+        Seed or generator for all random draws. Pass an int for reproducible
+        output.
+
+    Returns
+    -------
+    X : ndarray of shape (n_segments * n_per_segment, n_features)
+        Observations (float64).
+
+    u : ndarray of shape (n_segments * n_per_segment,)
+        Segment index (int64, from 0 to ``n_segments - 1``); samples are ordered
+        by segment.
+
+    S : ndarray of shape (n_segments * n_per_segment, n_sources)
+        True sources (float64).
+
+    See Also
+    --------
+    make_continuous_aux_sources : Sources modulated by a continuous ``u``.
+
+    Notes
+    -----
+    Following the official iVAE code, the number drawn uniformly in
+    ``scale_range`` multiplies unit-variance noise, so it is the standard
+    deviation: with the default range the variances span ``[0.25, 9]``.
+
+    Each layer's matrix has entries uniform in ``[-1, 1]`` and unit-norm columns,
+    and is redrawn until its condition number is at most the 25th percentile of
+    the condition numbers of such matrices (estimated once per shape from 5000
+    draws with a fixed seed). With ``n_sources == n_features`` every matrix is
+    invertible and both activations are strictly increasing, so ``f`` is
+    invertible.
+
+    The mixing is drawn before the sources, so with the same ``random_state``
+    changing ``n_segments`` or ``n_per_segment`` keeps the same mixing function.
+
+    References
+    ----------
+    I. Khemakhem, D. P. Kingma, R. P. Monti, A. Hyvärinen, "Variational
+    Autoencoders and Nonlinear ICA: A Unifying Framework", AISTATS 2020.
+
+    Examples
+    --------
+    >>> from skivae.datasets import make_nonstationary_sources
+    >>> X, u, S = make_nonstationary_sources(
+    ...     n_segments=3, n_per_segment=10, n_sources=2, random_state=0
+    ... )
+    >>> X.shape, u.shape, S.shape
+    ((30, 2), (30,), (30, 2))
+    >>> u[:12]
+    array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
+    """
+    n_segments = _check_int(n_segments, "n_segments", 1)
+    n_per_segment = _check_int(n_per_segment, "n_per_segment", 1)
+    n_sources, n_features, n_layers, activation, reuse_weights = _check_mixing_args(
+        n_sources, n_features, n_layers, activation, reuse_weights
+    )
+    source = _check_option(source, "source", _SOURCES)
+    lo, hi = _check_scale_range(scale_range)
+    noise = _check_noise(noise)
+    binary = _check_bool(binary, "binary")
+    rng = check_random_state(random_state)
+
+    n_samples = n_segments * n_per_segment
+    weights = _draw_mixing_weights(n_sources, n_features, n_layers, reuse_weights, rng)
+    scales = rng.uniform(lo, hi, size=(n_segments, n_sources))
+    u = np.repeat(np.arange(n_segments, dtype=np.int64), n_per_segment)
+    S = scales[u] * _unit_variance_noise(n_samples, n_sources, source, rng)
+    X = _observe(_apply_mlp(S, weights, activation), noise, binary, rng)
+    return X, u, S
+
+
+def make_continuous_aux_sources(
+    n_samples=10000,
+    n_sources=5,
+    *,
+    n_features=None,
+    n_aux=1,
+    n_layers=3,
+    activation="xtanh",
+    source="gaussian",
+    reuse_weights=True,
+    noise=0.0,
+    random_state=None,
+):
+    """Generate sources modulated by a continuous auxiliary variable.
+
+    The auxiliary variable ``u`` is drawn uniformly in ``[0, 1]^n_aux``. Given
+    ``u``, the sources are independent and zero-mean, and the log standard
+    deviation of source ``i`` is a smooth random function ``g_i(u)``: a random
+    combination of random Fourier features (cosines of random frequencies and
+    phases), rescaled so that the standard deviation spans ``[0.5, 3]`` over the
+    sample, as in :func:`make_nonstationary_sources`. Each component gets its own
+    function, so the modulation is strong and differs between components, which
+    is what identifiability needs. The observations are ``X = f(S)`` with the
+    same random mixing MLP as in :func:`make_nonstationary_sources`.
+
+    Parameters
+    ----------
+    n_samples : int, default=10000
+        Number of samples.
+
+    n_sources : int, default=5
+        Number of independent sources (latent dimension).
+
+    n_features : int, default=None
+        Number of observed features. ``None`` means ``n_sources``. Must be
+        ``>= n_sources``.
+
+    n_aux : int, default=1
+        Dimension of the auxiliary variable ``u``.
+
+    n_layers : int, default=3
+        Number of layers of the mixing MLP. ``1`` gives a linear mixing.
+
+    activation : {"xtanh", "leaky_relu"}, default="xtanh"
+        Nonlinearity between layers (see :func:`make_nonstationary_sources`).
+
+    source : {"gaussian", "laplace"}, default="gaussian"
+        Conditional distribution of each source given ``u`` (unit variance
+        before scaling).
+
+    reuse_weights : bool, default=True
+        If True, one square matrix is used in every square layer; if False,
+        every layer is drawn afresh.
+
+    noise : float, default=0.0
+        Standard deviation of additive Gaussian noise on ``f(S)``.
+
+    random_state : int, RandomState instance or None, default=None
+        Seed or generator for all random draws.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        Observations (float64).
+
+    u : ndarray of shape (n_samples, n_aux)
+        Continuous auxiliary variable (float64), uniform in ``[0, 1]``.
+
+    S : ndarray of shape (n_samples, n_sources)
+        True sources (float64).
+
+    See Also
+    --------
+    make_nonstationary_sources : Sources modulated by a segment index.
+
+    Notes
+    -----
+    Each ``g_i`` uses 8 random Fourier features ``cos(w_k . u + b_k)`` with
+    ``|w_k|`` uniform in ``[pi, 4 pi]`` (half a cycle to two cycles over the
+    unit interval), random directions, phases uniform in ``[0, 2 pi]`` and
+    standard normal weights; it is then min-max rescaled over the drawn sample
+    to ``[log 0.5, log 3]``.
+
+    Examples
+    --------
+    >>> from skivae.datasets import make_continuous_aux_sources
+    >>> X, u, S = make_continuous_aux_sources(
+    ...     n_samples=50, n_sources=2, n_features=3, n_aux=2, random_state=0
+    ... )
+    >>> X.shape, u.shape, S.shape
+    ((50, 3), (50, 2), (50, 2))
+    """
+    n_samples = _check_int(n_samples, "n_samples", 1)
+    n_sources, n_features, n_layers, activation, reuse_weights = _check_mixing_args(
+        n_sources, n_features, n_layers, activation, reuse_weights
+    )
+    n_aux = _check_int(n_aux, "n_aux", 1)
+    source = _check_option(source, "source", _SOURCES)
+    noise = _check_noise(noise)
+    rng = check_random_state(random_state)
+
+    weights = _draw_mixing_weights(n_sources, n_features, n_layers, reuse_weights, rng)
+    u = rng.uniform(0.0, 1.0, size=(n_samples, n_aux))
+    log_std = _random_smooth_log_std(u, n_sources, rng)
+    S = np.exp(log_std) * _unit_variance_noise(n_samples, n_sources, source, rng)
+    X = _observe(_apply_mlp(S, weights, activation), noise, False, rng)
+    return X, u, S
+
+
+def _random_smooth_log_std(u, n_sources, rng, n_basis=8, std_range=(0.5, 3.0)):
+    """Per-component smooth random functions of ``u``, valued in log(std_range)."""
+    n_aux = u.shape[1]
+    directions = rng.standard_normal(size=(n_aux, n_basis))
+    directions /= np.linalg.norm(directions, axis=0, keepdims=True)
+    freqs = directions * rng.uniform(np.pi, 4 * np.pi, size=n_basis)
+    phases = rng.uniform(0.0, 2 * np.pi, size=n_basis)
+    coefs = rng.standard_normal(size=(n_basis, n_sources))
+    g = np.cos(u @ freqs + phases) @ coefs
+    g_min, g_max = g.min(axis=0), g.max(axis=0)
+    span = np.where(g_max > g_min, g_max - g_min, 1.0)
+    unit = np.where(g_max > g_min, (g - g_min) / span, 0.5)
+    lo, hi = np.log(std_range[0]), np.log(std_range[1])
+    return lo + (hi - lo) * unit

@@ -1,0 +1,315 @@
+import doctest
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy.stats import kurtosis
+
+import skivae.datasets
+from skivae.datasets import (
+    _apply_mlp,
+    _condition_numbers,
+    _condition_threshold,
+    _draw_mixing_weights,
+    _unit_column_matrices,
+    make_continuous_aux_sources,
+    make_nonstationary_sources,
+)
+
+SMALL = {"n_segments": 4, "n_per_segment": 50, "n_sources": 3}
+
+
+def _inverse_activation(y, activation):
+    """Invert xtanh (by bisection: it is strictly increasing) or leaky ReLU."""
+    if activation == "leaky_relu":
+        return np.where(y > 0, y, y / 0.1)
+    lo = np.full_like(y, -(np.abs(y).max() + 1) / 0.1)
+    hi = -lo
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        above = np.tanh(mid) + 0.1 * mid > y
+        hi = np.where(above, mid, hi)
+        lo = np.where(above, lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def _invert_mlp(X, weights, activation):
+    """Recover S from X = f(S) for square, invertible weights."""
+    S = X
+    for layer, W in enumerate(reversed(weights)):
+        if layer > 0:
+            S = _inverse_activation(S, activation)
+        S = np.linalg.solve(W.T, S.T).T
+    return S
+
+
+# --------------------------------------------------------------------------- #
+# make_nonstationary_sources
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("n_features", [None, 3, 7])
+def test_nonstationary_shapes_and_dtypes(n_features):
+    X, u, S = make_nonstationary_sources(**SMALL, n_features=n_features, random_state=0)
+    n_features = 3 if n_features is None else n_features
+    assert X.shape == (200, n_features) and X.dtype == np.float64
+    assert S.shape == (200, 3) and S.dtype == np.float64
+    assert u.shape == (200,) and u.dtype == np.int64
+    assert_array_equal(u, np.repeat(np.arange(4), 50))
+    assert np.all(np.isfinite(X))
+
+
+def test_nonstationary_determinism():
+    a = make_nonstationary_sources(**SMALL, random_state=3)
+    b = make_nonstationary_sources(**SMALL, random_state=3)
+    c = make_nonstationary_sources(**SMALL, random_state=4)
+    d = make_nonstationary_sources(**SMALL, random_state=np.random.RandomState(3))
+    for x, y, z in zip(a, b, d):
+        assert_array_equal(x, y)
+        assert_array_equal(x, z)
+    assert not np.allclose(a[0], c[0])
+    assert not np.allclose(a[2], c[2])
+
+
+def test_nonstationary_segment_scales_in_range():
+    lo, hi = 1.0, 2.5
+    _, u, S = make_nonstationary_sources(
+        n_segments=12,
+        n_per_segment=4000,
+        n_sources=3,
+        scale_range=(lo, hi),
+        random_state=0,
+    )
+    stds = np.array([S[u == m].std(axis=0) for m in range(12)])
+    assert np.all(stds > 0.95 * lo) and np.all(stds < 1.05 * hi)
+    # The scales are spread over the range, not stuck at one value.
+    assert stds.max() / stds.min() > 1.8
+    # Zero-mean sources in every segment.
+    means = np.array([S[u == m].mean(axis=0) for m in range(12)])
+    assert np.all(np.abs(means) < 0.1)
+
+
+@pytest.mark.parametrize("source, excess_kurtosis", [("gaussian", 0.0), ("laplace", 3)])
+def test_nonstationary_source_distribution(source, excess_kurtosis):
+    _, _, S = make_nonstationary_sources(
+        n_segments=2,
+        n_per_segment=20000,
+        n_sources=2,
+        scale_range=(1.0, 1.0),
+        source=source,
+        random_state=0,
+    )
+    assert_allclose(S.std(axis=0), 1.0, atol=0.02)  # unit variance
+    assert_allclose(kurtosis(S, axis=0), excess_kurtosis, atol=0.4)
+
+
+def test_one_layer_is_linear_with_unit_columns():
+    X, _, S = make_nonstationary_sources(
+        **SMALL, n_features=5, n_layers=1, activation="leaky_relu", random_state=0
+    )
+    W, *_ = np.linalg.lstsq(S, X, rcond=None)
+    assert_allclose(S @ W, X, atol=1e-10)
+    assert_allclose(np.linalg.norm(W, axis=0), 1.0)
+    assert np.linalg.matrix_rank(W) == 3
+
+
+@pytest.mark.parametrize("activation", ["xtanh", "leaky_relu"])
+def test_several_layers_are_nonlinear(activation):
+    X, _, S = make_nonstationary_sources(
+        **SMALL, n_layers=3, activation=activation, random_state=0
+    )
+    design = np.column_stack([S, np.ones(len(S))])
+    coef, *_ = np.linalg.lstsq(design, X, rcond=None)
+    residual = X - design @ coef
+    assert np.linalg.norm(residual) > 0.01 * np.linalg.norm(X - X.mean(axis=0))
+
+
+@pytest.mark.parametrize("activation", ["xtanh", "leaky_relu"])
+@pytest.mark.parametrize("reuse_weights", [True, False])
+def test_generator_matches_helpers_and_is_invertible(activation, reuse_weights):
+    X, _, S = make_nonstationary_sources(
+        **SMALL,
+        n_layers=3,
+        activation=activation,
+        reuse_weights=reuse_weights,
+        random_state=7,
+    )
+    # The mixing is drawn first from the random state.
+    rng = np.random.RandomState(7)
+    weights = _draw_mixing_weights(3, 3, 3, reuse_weights, rng)
+    assert_allclose(_apply_mlp(S, weights, activation), X, rtol=1e-12, atol=1e-12)
+    if reuse_weights:
+        assert all(W is weights[0] for W in weights)
+    else:
+        assert not np.allclose(weights[0], weights[1])
+        assert not np.allclose(weights[1], weights[2])
+    # Square case: the MLP is invertible and S is recovered from X exactly.
+    assert_allclose(_invert_mlp(X, weights, activation), S, atol=1e-8)
+
+
+def test_mixing_does_not_depend_on_sample_size():
+    kw = {"n_sources": 3, "n_layers": 1, "random_state": 5}
+    X1, _, S1 = make_nonstationary_sources(n_segments=3, n_per_segment=30, **kw)
+    X2, _, S2 = make_nonstationary_sources(n_segments=8, n_per_segment=70, **kw)
+    W1, *_ = np.linalg.lstsq(S1, X1, rcond=None)
+    W2, *_ = np.linalg.lstsq(S2, X2, rcond=None)
+    assert_allclose(W1, W2, atol=1e-10)
+
+
+@pytest.mark.parametrize("reuse_weights", [True, False])
+def test_undercomplete_weights(reuse_weights):
+    weights = _draw_mixing_weights(2, 4, 4, reuse_weights, np.random.RandomState(0))
+    assert [W.shape for W in weights] == [(2, 4)] + [(4, 4)] * 3
+    assert (weights[1] is weights[3]) == reuse_weights
+    for W in weights:
+        assert np.linalg.matrix_rank(W) == W.shape[0]
+
+
+def test_condition_number_filter():
+    rng = np.random.RandomState(0)
+    for n_rows, n_cols, reuse in [(3, 3, False), (5, 5, False), (2, 4, False)]:
+        threshold = _condition_threshold(n_rows, n_cols)
+        for _ in range(20):
+            for W in _draw_mixing_weights(n_rows, n_cols, 3, reuse, rng):
+                assert_allclose(np.linalg.norm(W, axis=0), 1.0)
+                assert np.all(np.abs(W) <= 1.0)
+                assert _condition_numbers(W) <= _condition_threshold(*W.shape)
+        # The threshold is the 25th percentile of the unfiltered distribution.
+        raw = _unit_column_matrices(4000, n_rows, n_cols, np.random.RandomState(1))
+        assert 0.2 < np.mean(_condition_numbers(raw) <= threshold) < 0.3
+
+
+def test_condition_threshold_is_deterministic():
+    value = _condition_threshold(4, 4)
+    _condition_threshold.cache_clear()
+    assert _condition_threshold(4, 4) == value
+    assert _condition_threshold(4, 6) != value
+
+
+def test_binary_observations():
+    kw = {"n_segments": 4, "n_per_segment": 2000, "n_sources": 3, "random_state": 0}
+    X_clean, u, S = make_nonstationary_sources(**kw)
+    X_bin, u_bin, S_bin = make_nonstationary_sources(**kw, binary=True)
+    assert_array_equal(S_bin, S)
+    assert_array_equal(u_bin, u)
+    assert X_bin.dtype == np.float64
+    assert set(np.unique(X_bin)) == {0.0, 1.0}
+    # Bernoulli with p = sigmoid(f(S)).
+    edges = np.quantile(X_clean, [0.0, 0.05, 0.45, 0.55, 0.95, 1.0])
+    for lo, hi in [edges[:2], edges[2:4], edges[4:]]:
+        mask = (X_clean >= lo) & (X_clean <= hi)
+        expected = np.mean(1.0 / (1.0 + np.exp(-X_clean[mask])))
+        assert abs(X_bin[mask].mean() - expected) < 0.05
+
+
+def test_noise_has_given_std():
+    kw = {"n_segments": 4, "n_per_segment": 2000, "n_sources": 3, "random_state": 0}
+    X_clean, _, S = make_nonstationary_sources(**kw)
+    X_noisy, _, S_noisy = make_nonstationary_sources(**kw, noise=0.3)
+    assert_array_equal(S_noisy, S)
+    diff = X_noisy - X_clean
+    assert_allclose(diff.std(), 0.3, rtol=0.03)
+    assert abs(diff.mean()) < 0.01
+
+
+NONSTATIONARY_BAD = [
+    ({"n_segments": 0}, "n_segments"),
+    ({"n_segments": 2.5}, "n_segments"),
+    ({"n_per_segment": 0}, "n_per_segment"),
+    ({"n_sources": 0}, "n_sources"),
+    ({"n_sources": True}, "n_sources"),
+    ({"n_features": 2}, "n_features"),
+    ({"n_layers": 0}, "n_layers"),
+    ({"activation": "relu"}, "activation"),
+    ({"source": "uniform"}, "source"),
+    ({"scale_range": (0.0, 1.0)}, "scale_range"),
+    ({"scale_range": (2.0, 1.0)}, "scale_range"),
+    ({"scale_range": 1.0}, "scale_range"),
+    ({"scale_range": (1.0, np.inf)}, "scale_range"),
+    ({"reuse_weights": "yes"}, "reuse_weights"),
+    ({"noise": -0.1}, "noise"),
+    ({"noise": np.nan}, "noise"),
+    ({"binary": 1}, "binary"),
+]
+
+
+@pytest.mark.parametrize("params, name", NONSTATIONARY_BAD)
+def test_nonstationary_bad_arguments(params, name):
+    with pytest.raises(ValueError, match=name):
+        make_nonstationary_sources(**{**SMALL, **params})
+
+
+# --------------------------------------------------------------------------- #
+# make_continuous_aux_sources
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("n_aux, n_features", [(1, None), (2, 5)])
+def test_continuous_shapes_and_dtypes(n_aux, n_features):
+    X, u, S = make_continuous_aux_sources(
+        n_samples=300, n_sources=3, n_features=n_features, n_aux=n_aux, random_state=0
+    )
+    assert X.shape == (300, n_features or 3) and X.dtype == np.float64
+    assert S.shape == (300, 3) and S.dtype == np.float64
+    assert u.shape == (300, n_aux) and u.dtype == np.float64
+    assert np.all((u >= 0) & (u <= 1))
+
+
+def test_continuous_determinism():
+    a = make_continuous_aux_sources(n_samples=200, n_sources=2, random_state=1)
+    b = make_continuous_aux_sources(n_samples=200, n_sources=2, random_state=1)
+    c = make_continuous_aux_sources(n_samples=200, n_sources=2, random_state=2)
+    for x, y in zip(a, b):
+        assert_array_equal(x, y)
+    for x, z in zip(a, c):
+        assert not np.allclose(x, z)
+
+
+def test_continuous_modulation_is_strong_and_differs_between_components():
+    _, u, S = make_continuous_aux_sources(
+        n_samples=40000, n_sources=4, n_layers=1, random_state=0
+    )
+    bins = np.minimum((u[:, 0] * 10).astype(int), 9)
+    profiles = np.log([S[bins == b].std(axis=0) for b in range(10)])  # (10, 4)
+    # Every component's std is modulated by u over (most of) [0.5, 3].
+    spread = np.exp(profiles.max(axis=0) - profiles.min(axis=0))
+    assert np.all(spread > 2.0)
+    assert np.all(np.exp(profiles) > 0.45) and np.all(np.exp(profiles) < 3.1)
+    # The modulation functions differ between components.
+    corr = np.corrcoef(profiles.T)[np.triu_indices(4, k=1)]
+    assert np.all(corr < 0.99)
+
+
+def test_continuous_linear_mixing_and_noise():
+    kw = {
+        "n_samples": 5000,
+        "n_sources": 2,
+        "n_features": 3,
+        "n_layers": 1,
+        "random_state": 0,
+    }
+    X, _, S = make_continuous_aux_sources(**kw)
+    W, *_ = np.linalg.lstsq(S, X, rcond=None)
+    assert_allclose(S @ W, X, atol=1e-10)
+    X_noisy, _, _ = make_continuous_aux_sources(**kw, noise=0.5)
+    assert_allclose((X_noisy - X).std(), 0.5, rtol=0.05)
+
+
+CONTINUOUS_BAD = [
+    ({"n_samples": 0}, "n_samples"),
+    ({"n_sources": 0}, "n_sources"),
+    ({"n_features": 1}, "n_features"),
+    ({"n_aux": 0}, "n_aux"),
+    ({"n_layers": 0}, "n_layers"),
+    ({"activation": "sigmoid"}, "activation"),
+    ({"source": "student"}, "source"),
+    ({"reuse_weights": None}, "reuse_weights"),
+    ({"noise": -1}, "noise"),
+]
+
+
+@pytest.mark.parametrize("params, name", CONTINUOUS_BAD)
+def test_continuous_bad_arguments(params, name):
+    with pytest.raises(ValueError, match=name):
+        make_continuous_aux_sources(**{"n_samples": 50, "n_sources": 2, **params})
+
+
+def test_docstring_examples():
+    result = doctest.testmod(skivae.datasets, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
