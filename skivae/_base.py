@@ -279,12 +279,12 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
             )
         return (U - self._aux_mean) / self._aux_scale
 
-    def _aux_tensor(self, U, device):
+    def _aux_tensor(self, U, device, dtype=torch.float32):
         if U is None:
             return None
         if self.u_type_ == "categorical":
             return to_tensor(U, device, dtype=torch.long)
-        return to_tensor(U, device)
+        return to_tensor(U, device, dtype=dtype)
 
     def _n_latent(self, n_features):
         return n_features if self.n_components is None else self.n_components
@@ -382,6 +382,7 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
                         progress.close()
                 # Final objective of this restart, on the monitored data.
                 Xs, Us = (Xt, Ut) if Xvt is None else (Xvt, Uvt)
+                self._seed = seed
                 final = self._mean_eval_loss(module, Xs, Us, seed)
             if not np.isfinite(final):
                 errors.append(DivergenceError(f"final loss is {final}"))
@@ -464,7 +465,7 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
             return self.module_
         return copy.deepcopy(self.module_).to(dev)
 
-    def _batched(self, module, X, U, fn, seed=None, batch_size=4096):
+    def _batched(self, module, X, U, fn, seed=None, batch_size=4096, dtype=torch.float32):
         """Apply ``fn(module, xb, ub)`` over row batches under inference mode.
 
         ``X``/``U`` may be numpy arrays (moved to the device batch by batch) or
@@ -479,8 +480,8 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
                 xb = X[start : start + batch_size]
                 ub = None if U is None else U[start : start + batch_size]
                 if not torch.is_tensor(xb):
-                    xb = to_tensor(xb, dev)
-                    ub = self._aux_tensor(ub, dev)
+                    xb = to_tensor(xb, dev, dtype=dtype)
+                    ub = self._aux_tensor(ub, dev, dtype=dtype)
                 out = fn(module, xb, ub)
                 outs.append(out)
         if isinstance(outs[0], tuple):

@@ -1,5 +1,6 @@
 """The identifiable VAE estimator."""
 
+import copy
 import warnings
 from numbers import Real
 
@@ -11,6 +12,9 @@ from skivae._compat import Interval, StrOptions, _fit_context, check_is_fitted
 from skivae._core._torch_utils import to_tensor
 from skivae._core.elbo import IVAEModule
 from skivae._core.priors import N_STATISTICS, PRIORS, ConditionalPrior
+
+
+_N_SCORE_DRAWS = 8
 
 
 class IdentifiableVAE(_BaseLatentEstimator):
@@ -352,18 +356,39 @@ class IdentifiableVAE(_BaseLatentEstimator):
         X = self._validate_X(X)
         Xp = self._preprocess(np.asarray(X, dtype=np.float64))
         U = self._encode_aux(y, X.shape[0])
-        module = self._inference_module()
-        dev = next(module.parameters()).device
+        # float64 makes each row's score independent of the batch it is in.
+        f64 = torch.float64
+        module = copy.deepcopy(self.module_).to(device=self.device_, dtype=f64)
+        dev = self.device_
+        eps = self._score_noise(dev).to(f64)
         if U is None and self.u_type_ is not None:
-            support = self._aux_tensor(self._aux_support, dev)
-            logw = to_tensor(self._aux_log_weights, dev)
+            support = self._aux_tensor(self._aux_support, dev, dtype=f64)
+            logw = to_tensor(self._aux_log_weights, dev, dtype=f64)
             elbo = self._batched(
-                module, Xp, None, lambda m, xb, ub: m.marginal_elbo(xb, support, logw),
-                seed=self._seed,
+                module,
+                Xp,
+                None,
+                lambda m, xb, ub: m.marginal_elbo(xb, support, logw, eps),
+                dtype=f64,
             )
         else:
-            elbo = self._batched(module, Xp, U, lambda m, xb, ub: m.elbo(xb, ub), seed=self._seed)
+            elbo = self._batched(
+                module, Xp, U, lambda m, xb, ub: m.elbo(xb, ub, eps=eps), dtype=f64
+            )
         return elbo.astype(np.float64) + self._log_jacobian()
+
+    def _score_noise(self, device, n_draws=_N_SCORE_DRAWS):
+        """Fixed standard-normal draws shared by every row when scoring.
+
+        Sharing them makes each sample's ELBO estimate a function of that
+        sample alone (invariant to batch composition and order) and
+        reproducible.
+        """
+        gen = torch.Generator().manual_seed(self._seed)
+        return torch.randn(n_draws, self.n_components_, generator=gen).to(device)
+
+    def _eval_loss(self, module, xb, ub):
+        return -module.elbo(xb, ub, eps=self._score_noise(xb.device))
 
     def score(self, X, y=None):
         """Mean ELBO per sample (higher is better).

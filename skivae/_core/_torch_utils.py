@@ -71,11 +71,8 @@ def torch_seed(seed, device):
 
 def to_tensor(X, device, dtype=torch.float32):
     """Copy an array-like into a new tensor on ``device``."""
-    if dtype == torch.long:
-        arr = np.array(X, dtype=np.int64, copy=True)
-    else:
-        arr = np.array(X, dtype=np.float32, copy=True)
-    return torch.as_tensor(arr, device=device)
+    np_dtype = {torch.long: np.int64, torch.float64: np.float64}.get(dtype, np.float32)
+    return torch.as_tensor(np.array(X, dtype=np_dtype, copy=True), device=device)
 
 
 def to_numpy(T, dtype=None):

@@ -100,22 +100,37 @@ class IVAEModule(nn.Module):
         return mean + torch.exp(0.5 * self.decoder_log_var()) * torch.randn_like(mean)
 
     # -- objective ---------------------------------------------------------------
-    def elbo(self, x, u, beta=1.0):
-        """Per-sample ELBO (one reparameterised draw, closed-form KL).
+    def _draw(self, mean, logvar, lower, eps):
+        """z = mean + L eps; ``eps`` of shape (K, n) is shared by every row."""
+        if eps is None:
+            return gaussian_sample(mean, logvar, lower), None
+        eps = eps[:, None, :].expand(-1, mean.shape[0], -1)  # (K, B, n)
+        z = mean + torch.exp(0.5 * logvar) * eps
+        if lower is not None:
+            z = z + (lower @ eps.unsqueeze(-1)).squeeze(-1)
+        return z, eps
+
+    def elbo(self, x, u, beta=1.0, eps=None):
+        """Per-sample ELBO (closed-form KL, reparameterised reconstruction).
 
         ``beta`` weights the KL term (used only for warm-up during training);
-        with ``beta=1`` this is the exact evidence lower bound.
+        with ``beta=1`` this is the exact evidence lower bound. ``eps`` of shape
+        ``(K, n_components)`` gives fixed standard-normal draws shared by every
+        row (averaged over K), which makes the estimate of each row depend on
+        that row only; by default each row gets one fresh draw.
         """
         mean, logvar, lower = self.encoder(x)
-        z = gaussian_sample(mean, logvar, lower)
+        z, eps = self._draw(mean, logvar, lower, eps)
         rec = self.log_likelihood(x, z)
+        if eps is not None:
+            rec = rec.mean(0)
         loc, log_s2 = self.prior.params(u, mean)
         kl = self.prior.kl_from_gaussian(
             mean, logvar, loc, log_s2, marginal_variance(logvar, lower)
         )
         return rec - beta * kl
 
-    def marginal_elbo(self, x, support, log_weights):
+    def marginal_elbo(self, x, support, log_weights, eps=None):
         """ELBO under the marginal prior p(z) = sum_c w_c p(z | u_c).
 
         Used to score data whose ``u`` is unknown. ``support`` holds the
@@ -124,7 +139,11 @@ class IVAEModule(nn.Module):
         here, so one reparameterised draw estimates it.
         """
         mean, logvar, lower = self.encoder(x)
-        eps = torch.randn_like(mean)
+        if eps is None:
+            eps = torch.randn_like(mean)[None]  # one fresh draw per row
+        else:
+            eps = eps[:, None, :].expand(-1, mean.shape[0], -1)
+        # eps: (K, B, n)
         z = mean + torch.exp(0.5 * logvar) * eps
         if lower is not None:
             z = z + (lower @ eps.unsqueeze(-1)).squeeze(-1)
@@ -136,7 +155,7 @@ class IVAEModule(nn.Module):
             log_p = self.prior.log_prob(z, loc, log_s2)
         else:
             loc, log_s2 = self.prior.params(support, None)
-            # (B, 1, n) against (1, C, n) -> (B, C)
-            lp = self.prior.log_prob(z[:, None, :], loc[None], log_s2[None])
-            log_p = torch.logsumexp(lp + log_weights[None, :], dim=1)
-        return rec + log_p - log_q
+            # (K, B, 1, n) against (C, n) -> (K, B, C)
+            lp = self.prior.log_prob(z[..., None, :], loc, log_s2)
+            log_p = torch.logsumexp(lp + log_weights, dim=-1)
+        return (rec + log_p - log_q).mean(0)

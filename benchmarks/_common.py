@@ -1,0 +1,66 @@
+"""Helpers shared by the benchmark scripts: isolated fits and table printing."""
+
+import ast
+import multiprocessing as mp
+import os
+import resource
+import sys
+import time
+
+
+def parse_sets(items):
+    """Turn ``["max_iter=20", "prior='laplace'"]`` into a dict of Python values."""
+    out = {}
+    for item in items or []:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def _child(job):
+    fn, kwargs, threads = job
+    import torch
+
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    result = fn(**kwargs)
+    seconds = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    result.setdefault("seconds", seconds)
+    result["peak_mb"] = rss * scale / 2**20
+    return result
+
+
+def run_isolated(fn, jobs, n_jobs=1, threads=1):
+    """Run ``fn(**kwargs)`` for each kwargs in ``jobs``, one fresh process each.
+
+    A fresh process per fit makes the peak resident memory of each fit
+    measurable (``ru_maxrss``) and keeps fits from sharing state. With
+    ``n_jobs`` workers, each gets ``threads`` torch threads.
+    """
+    ctx = mp.get_context("spawn")
+    env_threads = str(threads)
+    os.environ.setdefault("OMP_NUM_THREADS", env_threads)
+    with ctx.Pool(n_jobs, maxtasksperchild=1) as pool:
+        for res in pool.imap(_child, [(fn, kw, threads) for kw in jobs]):
+            yield res
+
+
+def print_table(rows, columns, file=sys.stdout):
+    """Print ``rows`` (dicts) as an aligned text table."""
+    cells = [[_fmt(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.rjust(w) for c, w in zip(columns, widths)), file=file)
+    for row in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(row, widths)), file=file)
+    file.flush()
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
