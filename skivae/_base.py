@@ -37,12 +37,13 @@ class IdentifiabilityWarning(UserWarning):
 
 
 def _n_batches_auto(n_samples):
-    """Default mini-batch size: 256, or fewer rows on small data sets.
+    """Default mini-batch size: ``min(256, max(32, n_samples // 100))``.
 
-    Small data sets get batches of about a tenth of the data (at least 32) so
-    that an epoch still takes several optimiser steps.
+    Identifiability comes late in training (after the reconstruction is
+    learned), so what matters is the number of optimiser steps: small data
+    sets get small batches, and every epoch takes about 100 steps or more.
     """
-    return int(min(256, max(32, n_samples // 10)))
+    return int(min(256, max(32, n_samples // 100)))
 
 
 class _BaseLatentEstimator(TransformerMixin, BaseEstimator):

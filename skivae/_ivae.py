@@ -69,11 +69,12 @@ class IdentifiableVAE(_BaseLatentEstimator):
             default="leaky_relu"
         Hidden-layer non-linearity.
 
-    max_iter : int, default=30
+    max_iter : int, default=40
         Maximum number of epochs.
 
     batch_size : int or "auto", default="auto"
-        Mini-batch size; ``"auto"`` uses ``min(256, max(32, n_samples // 10))``.
+        Mini-batch size; ``"auto"`` uses ``min(256, max(32, n_samples // 100))``
+        (about 100 optimiser steps per epoch or more).
 
     learning_rate_init : float, default=1e-2
         Adam's initial learning rate, decayed by a cosine schedule over
@@ -186,7 +187,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
         u_type="auto",
         hidden_layer_sizes=(64, 64),
         activation="leaky_relu",
-        max_iter=30,
+        max_iter=40,
         batch_size="auto",
         learning_rate_init=1e-2,
         early_stopping=False,

@@ -88,6 +88,7 @@ class IVAEModule(nn.Module):
         """log p(x|z), summed over features."""
         out = self.decoder(z)
         if self.likelihood == "bernoulli":
+            x = x.expand_as(out)
             return -F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1)
         log_var = self.decoder_log_var()
         return -0.5 * (_LOG_2PI + log_var + (x - out) ** 2 * torch.exp(-log_var)).sum(-1)

@@ -5,7 +5,19 @@ import math
 import torch
 from torch import nn
 
+class XTanh(nn.Module):
+    """``tanh(x) + slope * x``: smooth, bounded derivative, strictly increasing."""
+
+    def __init__(self, slope=0.1):
+        super().__init__()
+        self.slope = slope
+
+    def forward(self, x):
+        return torch.tanh(x) + self.slope * x
+
+
 ACTIVATIONS = {
+    "xtanh": XTanh,
     "relu": nn.ReLU,
     "leaky_relu": lambda: nn.LeakyReLU(0.2),
     "elu": nn.ELU,

@@ -1,0 +1,407 @@
+"""Behaviour of IdentifiableVAE: API contract, errors, determinism, recovery."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skivae import IdentifiabilityWarning, IdentifiableVAE
+from skivae.datasets import make_continuous_aux_sources, make_nonstationary_sources
+from skivae.metrics import mean_corr_coef
+
+FAST = dict(max_iter=3, hidden_layer_sizes=(16,), random_state=0)
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def _fit(X, u, **kw):
+    return IdentifiableVAE(**{**FAST, **kw}).fit(X, u)
+
+
+# --------------------------------------------------------------------- basics
+def test_fit_transform_shapes_and_attributes(segment_data):
+    X, u, _ = segment_data
+    est = _fit(X, u)
+    Z = est.transform(X)
+    assert Z.shape == (X.shape[0], 2)
+    assert Z.dtype == np.float64
+    assert est.n_components_ == 2
+    assert est.n_features_in_ == 2
+    assert est.u_type_ == "categorical"
+    assert_array_equal(est.aux_classes_, np.arange(12))
+    assert len(est.loss_curve_) == est.n_iter_ == 3
+    assert est.best_loss_ == min(est.loss_curve_)
+    assert est.validation_scores_ is None and est.best_validation_score_ is None
+    assert est.device_ == torch.device("cpu")
+    assert next(est.module_.parameters()).device.type == "cpu"
+    assert not est.module_.training
+
+
+def test_float32_is_preserved(segment_data):
+    X, u, _ = segment_data
+    est = _fit(X.astype(np.float32), u)
+    assert est.transform(X.astype(np.float32)).dtype == np.float32
+    Xs, Zs = est.sample(4)
+    assert Xs.dtype == np.float32 and Zs.dtype == np.float32
+
+
+def test_transform_does_not_need_u_and_is_deterministic(segment_data):
+    X, u, _ = segment_data
+    est = _fit(X, u)
+    assert_array_equal(est.transform(X), est.transform(X))
+    assert_allclose(est.fit_transform(X, u), est.transform(X), rtol=1e-6, atol=1e-6)
+
+
+def test_same_seed_same_result_other_seed_differs(segment_data):
+    X, u, _ = segment_data
+    Z1 = _fit(X, u).transform(X)
+    Z2 = _fit(X, u).transform(X)
+    Z3 = _fit(X, u, random_state=1).transform(X)
+    assert_array_equal(Z1, Z2)
+    assert not np.allclose(Z1, Z3)
+
+
+def test_fit_leaves_global_torch_rng_alone(segment_data):
+    X, u, _ = segment_data
+    state = torch.get_rng_state()
+    _fit(X, u)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_refit_starts_from_scratch(segment_data):
+    X, u, _ = segment_data
+    est = _fit(X, u)
+    Z1 = est.transform(X)
+    est.fit(X, u)
+    assert_array_equal(Z1, est.transform(X))
+
+
+def test_string_labels_work_like_integers(segment_data):
+    X, u, _ = segment_data
+    labels = np.array([f"seg{i:02d}" for i in u])
+    a = _fit(X, u).transform(X)
+    b = _fit(X, labels).transform(X)
+    assert_allclose(a, b, atol=1e-6)
+
+
+def test_inverse_transform_reconstructs(segment_data):
+    X, u, _ = segment_data
+    est = _fit(X, u, max_iter=30, hidden_layer_sizes=(32, 32))
+    X_rec = est.inverse_transform(est.transform(X))
+    assert X_rec.shape == X.shape
+    # Reconstruction beats predicting the mean by a wide margin.
+    assert np.mean((X - X_rec) ** 2) < 0.1 * np.mean((X - X.mean(0)) ** 2)
+
+
+def test_score_is_mean_of_score_samples_and_prefers_training_like_data(segment_data):
+    X, u, _ = segment_data
+    est = _fit(X, u, max_iter=20)
+    s = est.score_samples(X, u)
+    assert s.shape == (X.shape[0],)
+    assert est.score(X, u) == pytest.approx(s.mean())
+    # Scrambled data (columns shuffled independently) is less likely.
+    rng = np.random.RandomState(0)
+    X_bad = np.column_stack([rng.permutation(col) for col in X.T]) * 3
+    assert est.score(X_bad, u) < est.score(X, u)
+    # Without u the marginal prior is used: still finite, and lower than with u.
+    assert np.isfinite(est.score(X))
+
+
+def test_score_is_deterministic(segment_data):
+    X, u, _ = segment_data
+    est = _fit(X, u)
+    assert est.score(X, u) == est.score(X, u)
+
+
+def test_sample_shapes_and_conditioning(segment_data):
+    X, u, _ = segment_data
+    est = _fit(X, u, max_iter=10)
+    Xs, Zs = est.sample(7)
+    assert Xs.shape == (7, 2) and Zs.shape == (7, 2)
+    Xs2, _ = est.sample(7)
+    assert_array_equal(Xs, Xs2)  # random_state of the estimator
+    Xs3, _ = est.sample(7, random_state=5)
+    assert not np.allclose(Xs, Xs3)
+    Xu, Zu = est.sample(u=np.array([0, 0, 3]))
+    assert Xu.shape == (3, 2) and Zu.shape == (3, 2)
+
+
+def test_sample_follows_the_learned_segment_variances():
+    X, u, S = make_nonstationary_sources(6, 400, 1, n_layers=1, random_state=3)
+    est = IdentifiableVAE(1, max_iter=40, random_state=0, hidden_layer_sizes=(16,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, u)
+    true_sd = np.array([X[u == k, 0].std() for k in range(6)])
+    samp_sd = np.array([est.sample(u=np.full(2000, k))[0][:, 0].std() for k in range(6)])
+    # The segments' spreads are reproduced (rank order and rough size).
+    assert np.corrcoef(true_sd, samp_sd)[0, 1] > 0.9
+
+
+def test_feature_names_and_pandas_output(segment_data):
+    pd = pytest.importorskip("pandas")
+    X, u, _ = segment_data
+    df = pd.DataFrame(X, columns=["a", "b"])
+    est = _fit(df, u)
+    assert list(est.get_feature_names_out()) == ["ivae0", "ivae1"]
+    assert_array_equal(est.feature_names_in_, ["a", "b"])
+    est.set_output(transform="pandas")
+    out = est.transform(df)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == ["ivae0", "ivae1"]
+
+
+def test_clone_and_pickle(segment_data):
+    X, u, _ = segment_data
+    est = _fit(X, u)
+    params = clone(est).get_params()
+    assert params == est.get_params()
+    est2 = pickle.loads(pickle.dumps(est))
+    assert_array_equal(est.transform(X), est2.transform(X))
+
+
+def test_pipeline_and_grid_search_pass_u(segment_data):
+    X, u, _ = segment_data
+    pipe = make_pipeline(StandardScaler(), IdentifiableVAE(**FAST))
+    Z = pipe.fit(X, u).transform(X)
+    assert Z.shape == (X.shape[0], 2)
+    # Segments are contiguous: folds must be shuffled so each holds every segment.
+    search = GridSearchCV(
+        IdentifiableVAE(**FAST),
+        {"prior": ["gaussian", "laplace"]},
+        cv=KFold(2, shuffle=True, random_state=0),
+    )
+    search.fit(X, u)  # default scoring: the ELBO of held-out data
+    assert search.best_params_["prior"] in ("gaussian", "laplace")
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "gaussian_var", "laplace"])
+@pytest.mark.parametrize("posterior", ["full", "diag"])
+def test_priors_and_posteriors_train(segment_data, prior, posterior):
+    X, u, _ = segment_data
+    est = _fit(X, u, prior=prior, posterior=posterior, max_iter=8)
+    assert est.loss_curve_[-1] < est.loss_curve_[0]
+    assert np.isfinite(est.score(X, u))
+
+
+def test_learned_decoder_variance(segment_data):
+    X, u, _ = segment_data
+    est = _fit(X, u, decoder_var="learn", max_iter=8)
+    assert est.module_.learn_var
+    assert np.isfinite(est.score(X, u))
+
+
+def test_early_stopping_fills_validation_scores(segment_data):
+    X, u, _ = segment_data
+    est = _fit(X, u, early_stopping=True, max_iter=40, n_iter_no_change=2, tol=0.5)
+    assert est.n_iter_ < 40
+    assert len(est.validation_scores_) == est.n_iter_
+    assert est.best_validation_score_ == max(est.validation_scores_)
+
+
+def test_convergence_warning_at_max_iter(segment_data):
+    X, u, _ = segment_data
+    with pytest.warns(ConvergenceWarning, match="IdentifiableVAE"):
+        IdentifiableVAE(**FAST).fit(X, u)
+
+
+def test_no_convergence_warning_when_converged(segment_data):
+    X, u, _ = segment_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        IdentifiableVAE(**{**FAST, "max_iter": 50, "tol": 0.5, "n_iter_no_change": 1}).fit(
+            X, u
+        )
+
+
+def test_n_init_keeps_the_best_restart(segment_data):
+    X, u, _ = segment_data
+    one = _fit(X, u, n_init=1)
+    three = _fit(X, u, n_init=3)
+    # The best of three restarts is at least as good on the training ELBO as
+    # the first restart alone (the first restart uses the same seed stream).
+    assert three.score(X, u) >= one.score(X, u) - 0.05 * abs(one.score(X, u))
+
+
+def test_verbose_shows_progress(segment_data, capsys):
+    X, u, _ = segment_data
+    _fit(X, u, verbose=1)
+    err = capsys.readouterr().err
+    assert "IdentifiableVAE" in err and "loss" in err
+
+
+def test_plain_vae_warns_and_works(segment_data):
+    X, _, _ = segment_data
+    with pytest.warns(UserWarning, match="NOT identifiable"):
+        est = IdentifiableVAE(**FAST).fit(X)
+    assert est.u_type_ is None
+    assert est.transform(X).shape == (X.shape[0], 2)
+    assert est.sample(3)[0].shape == (3, 2)
+    assert np.isfinite(est.score(X))
+
+
+def test_continuous_u(segment_data):
+    X, u, S = make_continuous_aux_sources(600, 2, n_layers=1, random_state=0)
+    est = _fit(X, u)
+    assert est.u_type_ == "continuous" and est.n_aux_ == 1
+    assert np.isfinite(est.score(X, u)) and np.isfinite(est.score(X))
+    Xs, Zs = est.sample(u=u[:5])
+    assert Xs.shape == (5, 2)
+
+
+def test_u_type_auto_rules():
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 2)
+    est = _fit(X, rng.randint(0, 6, 60))
+    assert est.u_type_ == "categorical"
+    est = _fit(X, rng.rand(60))
+    assert est.u_type_ == "continuous"
+    with pytest.warns(UserWarning, match="whole numbers"):
+        est = _fit(X, rng.randint(0, 6, 60).astype(float))
+    assert est.u_type_ == "continuous"
+    est = _fit(X, rng.randint(0, 6, 60).astype(float), u_type="categorical")
+    assert est.u_type_ == "categorical"
+
+
+# ------------------------------------------------------------------ bad input
+def test_nan_and_inf_in_X_raise(segment_data):
+    X, u, _ = segment_data
+    X = X.copy()
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        _fit(X, u)
+    X[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        _fit(X, u)
+
+
+def test_nan_in_u_raises(segment_data):
+    X, u, _ = segment_data
+    uf = u.astype(float)
+    uf[3] = np.nan
+    with pytest.raises(ValueError, match="u"):
+        _fit(X, uf)
+    with pytest.raises(ValueError, match="u contains NaN"):
+        _fit(X, uf, u_type="categorical")
+    with pytest.raises(ValueError, match="missing labels"):
+        _fit(X, np.array([None] + ["a"] * (len(u) - 1), dtype=object))
+
+
+def test_length_mismatch_raises(segment_data):
+    X, u, _ = segment_data
+    with pytest.raises(ValueError, match="u has .* entries but X has"):
+        _fit(X, u[:-1])
+    with pytest.raises(ValueError, match="u has .* rows but X has"):
+        _fit(X, np.random.rand(len(u) - 1, 2))
+
+
+def test_wrong_feature_count_at_transform(segment_data):
+    X, u, _ = segment_data
+    est = _fit(X, u)
+    with pytest.raises(ValueError, match="features"):
+        est.transform(np.c_[X, X])
+
+
+def test_unseen_category_at_score_and_sample(segment_data):
+    X, u, _ = segment_data
+    est = _fit(X, u)
+    bad = u.copy()
+    bad[0] = 99
+    with pytest.raises(ValueError, match="not seen during fit"):
+        est.score(X, bad)
+    with pytest.raises(ValueError, match="not seen during fit"):
+        est.sample(u=[99])
+
+
+def test_continuous_u_wrong_width_at_score():
+    X, u, _ = make_continuous_aux_sources(300, 2, n_aux=2, n_layers=1, random_state=0)
+    est = _fit(X, u)
+    with pytest.raises(ValueError, match="columns"):
+        est.score(X, u[:, :1])
+
+
+def test_too_many_components_raises(segment_data):
+    X, u, _ = segment_data
+    with pytest.raises(ValueError, match="n_components=3 must be <= n_features=2"):
+        _fit(X, u, n_components=3)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"max_iter": 0}, "max_iter"),
+        ({"learning_rate_init": -1.0}, "learning_rate_init"),
+        ({"prior": "cauchy"}, "prior"),
+        ({"likelihood": "poisson"}, "likelihood"),
+        ({"decoder_var": 0.0}, "decoder_var"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"validation_fraction": 1.0}, "validation_fraction"),
+        ({"u_type": "ordinal"}, "u_type"),
+        ({"activation": "softsign"}, "activation"),
+        ({"hidden_layer_sizes": (8, -1)}, "hidden_layer_sizes"),
+        ({"n_init": 0}, "n_init"),
+        ({"device": "tpu"}, "device"),
+    ],
+)
+def test_impossible_parameters_raise(segment_data, params, match):
+    X, u, _ = segment_data
+    with pytest.raises(ValueError, match=match):
+        _fit(X, u, **params)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_unavailable_cuda_raises(segment_data):
+    X, u, _ = segment_data
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        _fit(X, u, device="cuda")
+
+
+def test_too_few_u_values_warns(segment_data):
+    X, _, _ = segment_data
+    u = np.arange(len(X)) % 3  # 3 values; gaussian prior with 2 latents needs 5
+    with pytest.warns(IdentifiabilityWarning, match="2 \\* ?|n_statistics"):
+        _fit(X, u)
+
+
+def test_bernoulli_needs_binary_data(segment_data):
+    X, u, _ = segment_data
+    with pytest.raises(ValueError, match="bernoulli"):
+        _fit(X, u, likelihood="bernoulli")
+
+
+def test_bernoulli_likelihood_on_binary_data():
+    X, u, _ = make_nonstationary_sources(8, 100, 2, n_features=6, binary=True, random_state=0)
+    est = _fit(X, u, likelihood="bernoulli", max_iter=5)
+    Xs, _ = est.sample(10)
+    assert set(np.unique(Xs)) <= {0.0, 1.0}
+    P = est.inverse_transform(est.transform(X))
+    assert P.min() >= 0 and P.max() <= 1
+
+
+def test_divergence_raises_clear_error(segment_data):
+    X, u, _ = segment_data
+    with pytest.raises(FloatingPointError, match="diverged.*learning_rate_init"):
+        _fit(X * 1e30, u, learning_rate_init=1e12, max_iter=5)
+
+
+# ------------------------------------------------------------------- recovery
+def test_recovers_sources_better_than_plain_vae():
+    """iVAE recovers segment-modulated sources; the plain VAE does worse."""
+    X, u, S = make_nonstationary_sources(20, 300, 2, n_layers=2, random_state=0)
+    kw = dict(max_iter=40, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ivae = IdentifiableVAE(**kw).fit(X, u)
+        vae = IdentifiableVAE(**kw).fit(X)
+    mcc_ivae = mean_corr_coef(S, ivae.transform(X))
+    mcc_vae = mean_corr_coef(S, vae.transform(X))
+    assert mcc_ivae >= 0.9
+    assert mcc_ivae > mcc_vae + 0.05
