@@ -461,18 +461,24 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
 
     # -------------------------------------------------------------- inference
     def _inference_module(self):
-        dev = self.device_
-        if dev.type == "cpu":
-            return self.module_
-        return copy.deepcopy(self.module_).to(dev)
+        """A copy of ``module_`` for inference on ``device_``.
 
-    def _batched(self, module, X, U, fn, seed=None, batch_size=4096, dtype=torch.float32):
+        On CPU the copy runs in float64: results then do not depend on how
+        rows are batched (float32 matrix kernels round differently for
+        different batch shapes), so transforming a subset gives the same rows.
+        """
+        dev = self.device_
+        dtype = torch.float64 if dev.type == "cpu" else torch.float32
+        return copy.deepcopy(self.module_).to(device=dev, dtype=dtype)
+
+    def _batched(self, module, X, U, fn, seed=None, batch_size=4096):
         """Apply ``fn(module, xb, ub)`` over row batches under inference mode.
 
         ``X``/``U`` may be numpy arrays (moved to the device batch by batch) or
         tensors already on the device. Returns a numpy array (or a tuple).
         """
-        dev = next(module.parameters()).device
+        param = next(module.parameters())
+        dev, dtype = param.device, param.dtype
         module.eval()
         outs = []
         ctx = torch_seed(seed, dev) if seed is not None else contextlib.nullcontext()

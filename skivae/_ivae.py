@@ -1,6 +1,5 @@
 """The identifiable VAE estimator."""
 
-import copy
 import warnings
 from numbers import Real
 
@@ -355,11 +354,14 @@ class IdentifiableVAE(_BaseLatentEstimator):
         elbo : ndarray of shape (n_samples,)
         """
         X = self._validate_X(X)
+        return self._elbo_samples(X, y)
+
+    def _elbo_samples(self, X, y):
+        """Per-sample ELBO of validated ``X`` on its original scale."""
         Xp = self._preprocess(np.asarray(X, dtype=np.float64))
         U = self._encode_aux(y, X.shape[0])
-        # float64 makes each row's score independent of the batch it is in.
-        f64 = torch.float64
-        module = copy.deepcopy(self.module_).to(device=self.device_, dtype=f64)
+        module = self._inference_module()
+        f64 = next(module.parameters()).dtype
         dev = self.device_
         eps = self._score_noise(dev).to(f64)
         if U is None and self.u_type_ is not None:
@@ -370,11 +372,10 @@ class IdentifiableVAE(_BaseLatentEstimator):
                 Xp,
                 None,
                 lambda m, xb, ub: m.marginal_elbo(xb, support, logw, eps),
-                dtype=f64,
             )
         else:
             elbo = self._batched(
-                module, Xp, U, lambda m, xb, ub: m.elbo(xb, ub, eps=eps), dtype=f64
+                module, Xp, U, lambda m, xb, ub: m.elbo(xb, ub, eps=eps)
             )
         return elbo.astype(np.float64) + self._log_jacobian()
 
@@ -444,7 +445,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
         seed = int(rng.randint(np.iinfo(np.int32).max))
         module = self._inference_module()
         dev = next(module.parameters()).device
-        like = torch.zeros(n_samples, self.n_components_, device=dev)
+        like = torch.zeros(n_samples, self.n_components_, device=dev, dtype=next(module.parameters()).dtype)
 
         def draw(m, xb, ub):
             loc, log_s2 = m.prior.params(ub, like[: xb.shape[0]])

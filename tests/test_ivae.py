@@ -394,14 +394,19 @@ def test_divergence_raises_clear_error(segment_data):
 
 # ------------------------------------------------------------------- recovery
 def test_recovers_sources_better_than_plain_vae():
-    """iVAE recovers segment-modulated sources; the plain VAE does worse."""
-    X, u, S = make_nonstationary_sources(20, 300, 2, n_layers=2, random_state=0)
-    kw = dict(max_iter=40, random_state=0)
+    """iVAE recovers segment-modulated sources; the plain VAE does worse.
+
+    Four Gaussian sources whose variances change across 20 segments, mixed
+    linearly: without u the rotation of the latent space is not identified.
+    (Nonlinear mixings are measured in benchmarks/.)
+    """
+    X, u, S = make_nonstationary_sources(20, 300, 4, n_layers=1, random_state=1)
+    kw = dict(random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ivae = IdentifiableVAE(**kw).fit(X, u)
         vae = IdentifiableVAE(**kw).fit(X)
     mcc_ivae = mean_corr_coef(S, ivae.transform(X))
     mcc_vae = mean_corr_coef(S, vae.transform(X))
-    assert mcc_ivae >= 0.9
-    assert mcc_ivae > mcc_vae + 0.05
+    assert mcc_ivae >= 0.95
+    assert mcc_ivae > mcc_vae + 0.1
