@@ -12,7 +12,6 @@ from skivae._core._torch_utils import to_tensor
 from skivae._core.elbo import IVAEModule
 from skivae._core.priors import N_STATISTICS, PRIORS, ConditionalPrior
 
-
 _N_SCORE_DRAWS = 8
 
 

@@ -7,7 +7,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from skivae._core.nets import GaussianHead, gaussian_sample, make_mlp, marginal_variance
-from skivae._core.priors import ConditionalPrior
 
 _LOG_2PI = math.log(2 * math.pi)
 LIKELIHOODS = ("gaussian", "bernoulli")

@@ -5,6 +5,7 @@ import math
 import torch
 from torch import nn
 
+
 class XTanh(nn.Module):
     """``tanh(x) + slope * x``: smooth, bounded derivative, strictly increasing."""
 

@@ -177,7 +177,10 @@ def train(
             monitored = val_loss
         if progress is not None:
             progress(epoch + 1, train_loss, val_loss)
-        if monitored < history.best_loss - tol * max(1.0, abs(history.best_loss)):
+        improved = not math.isfinite(history.best_loss) or (
+            monitored < history.best_loss - tol * max(1.0, abs(history.best_loss))
+        )
+        if improved:
             no_improve = 0
         else:
             no_improve += 1
