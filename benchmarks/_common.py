@@ -46,14 +46,15 @@ def run_isolated(fn, jobs, n_jobs=1, threads=1):
     env_threads = str(threads)
     os.environ.setdefault("OMP_NUM_THREADS", env_threads)
     with ctx.Pool(n_jobs, maxtasksperchild=1) as pool:
-        for res in pool.imap(_child, [(fn, kw, threads) for kw in jobs]):
-            yield res
+        yield from pool.imap(_child, [(fn, kw, threads) for kw in jobs])
 
 
 def print_table(rows, columns, file=sys.stdout):
     """Print ``rows`` (dicts) as an aligned text table."""
     cells = [[_fmt(r.get(c, "")) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    widths = [
+        max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)
+    ]
     print("  ".join(c.rjust(w) for c, w in zip(columns, widths)), file=file)
     for row in cells:
         print("  ".join(v.rjust(w) for v, w in zip(row, widths)), file=file)

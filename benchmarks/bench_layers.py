@@ -40,7 +40,9 @@ def fit_one(method, n_layers, data_seed, model_seed, data, params):
     from skivae.metrics import mean_corr_coef
 
     warnings.simplefilter("ignore")
-    X, u, S = make_nonstationary_sources(n_layers=n_layers, random_state=data_seed, **data)
+    X, u, S = make_nonstationary_sources(
+        n_layers=n_layers, random_state=data_seed, **data
+    )
     t0 = time.perf_counter()
     if method == "fastica":
         est = FastICA(whiten="unit-variance", random_state=model_seed, max_iter=1000)
@@ -104,8 +106,14 @@ def main(argv=None):
     args = p.parse_args(argv)
     data = {"n_segments": 40, "n_per_segment": 1000, "n_sources": 5}
     jobs = [
-        dict(method=m, n_layers=L, data_seed=s, model_seed=args.model_seed, data=data,
-             params={})
+        dict(
+            method=m,
+            n_layers=L,
+            data_seed=s,
+            model_seed=args.model_seed,
+            data=data,
+            params={},
+        )
         for L in args.layers
         for s in args.seeds
         for m in args.methods
@@ -128,7 +136,9 @@ def main(argv=None):
             vals = [r for r in rows if r["method"] == m and r["n_layers"] == L]
             row[f"L{L}"] = statistics.median(r["mcc"] for r in vals)
             row[f"L{L}|s|"] = statistics.median(r["mcc_abs"] for r in vals)
-        row["median_s"] = statistics.median(r["seconds"] for r in rows if r["method"] == m)
+        row["median_s"] = statistics.median(
+            r["seconds"] for r in rows if r["method"] == m
+        )
         summary.append(row)
     print("\nmedian MCC over data seeds", args.seeds, "(Lk: vs s, Lk|s|: vs |s|)")
     print_table(summary, list(summary[0]))

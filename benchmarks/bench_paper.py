@@ -65,7 +65,16 @@ def main(argv=None):
     ]
     print(f"data: {data}\nparams: {params or 'defaults'}")
     rows = []
-    cols = ["model", "data_seed", "model_seed", "mcc", "seconds", "epochs", "peak_mb", "elbo"]
+    cols = [
+        "model",
+        "data_seed",
+        "model_seed",
+        "mcc",
+        "seconds",
+        "epochs",
+        "peak_mb",
+        "elbo",
+    ]
     for res in run_isolated(fit_one, jobs, n_jobs=args.jobs, threads=args.threads):
         rows.append(res)
         print_table([res], cols) if len(rows) == 1 else print_table([res], cols)

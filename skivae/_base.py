@@ -55,7 +55,10 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
         "activation": [StrOptions(set(ACTIVATIONS))],
         "u_type": [StrOptions({"auto", "categorical", "continuous"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -144,6 +147,7 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
                     "covariate (a time, a measurement), pass it as floats or set "
                     "u_type='continuous'.",
                     UserWarning,
+                    stacklevel=2,
                 )
             n_distinct = len(classes)
             encoded = codes.reshape(-1).astype(np.int64)
@@ -158,7 +162,9 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
             encoded = (U - self._aux_mean) / self._aux_scale
             n_distinct = len(np.unique(U, axis=0))
             rng = np.random.RandomState(0)
-            keep = rng.choice(n_samples, min(n_samples, _MAX_AUX_SUPPORT), replace=False)
+            keep = rng.choice(
+                n_samples, min(n_samples, _MAX_AUX_SUPPORT), replace=False
+            )
             self._aux_support = encoded[np.sort(keep)]
             self._aux_log_weights = np.full(len(keep), -np.log(len(keep)))
         needed = self._n_statistics() * self._n_latent(self._n_features_fit) + 1
@@ -171,6 +177,7 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
                 "collect more distinct values of u (more segments) or lower "
                 "n_components.",
                 IdentifiabilityWarning,
+                stacklevel=2,
             )
         return encoded
 
@@ -186,13 +193,16 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
         if arr.dtype.kind == "f":
             flat = arr.reshape(-1) if arr.ndim <= 1 or arr.shape[1] == 1 else None
             if flat is not None and np.all(np.isfinite(flat)) and len(flat) > 0:
-                if np.all(flat == np.round(flat)) and len(np.unique(flat)) <= 0.5 * len(flat):
+                if np.all(flat == np.round(flat)) and len(np.unique(flat)) <= 0.5 * len(
+                    flat
+                ):
                     warnings.warn(
                         "u is a float array whose values are all whole numbers; with "
                         "u_type='auto' it is treated as a continuous covariate. If "
                         "these are segment or class labels, pass them as integers or "
                         "set u_type='categorical'.",
                         UserWarning,
+                        stacklevel=2,
                     )
             return "continuous"
         raise ValueError(
@@ -251,6 +261,7 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
                     "This model was fitted without u (plain VAE); the u given here is "
                     "ignored.",
                     UserWarning,
+                    stacklevel=2,
                 )
             return None
         if u is None:
@@ -267,7 +278,8 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
             if np.any(unseen):
                 bad = np.unique(labels[unseen])[:5]
                 raise ValueError(
-                    f"u contains categories not seen during fit: {list(bad)}. The prior "
+                    f"u contains categories not seen during fit: {list(bad)}. "
+                    "The prior "
                     "p(z|u) is only learned for the training categories "
                     f"({len(classes)} of them); drop those rows or refit with them."
                 )
@@ -325,7 +337,8 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
             if n_samples - n_val < 2:
                 raise ValueError(
                     f"validation_fraction={self.validation_fraction} leaves fewer than "
-                    f"2 training samples out of {n_samples}; lower it or pass more data."
+                    f"2 training samples out of {n_samples}; lower it or pass more "
+                    "data."
                 )
             perm = rng.permutation(n_samples)
             val, tr = perm[:n_val], perm[n_val:]
@@ -333,13 +346,16 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
             if U is not None:
                 U_val, U = U[val], U[tr]
         batch_size = (
-            _n_batches_auto(Xp.shape[0]) if self.batch_size == "auto" else self.batch_size
+            _n_batches_auto(Xp.shape[0])
+            if self.batch_size == "auto"
+            else self.batch_size
         )
         if self.batch_size != "auto" and self.batch_size > Xp.shape[0]:
             warnings.warn(
                 f"batch_size={self.batch_size} is larger than the {Xp.shape[0]} "
                 "training samples; it is clipped.",
                 UserWarning,
+                stacklevel=2,
             )
         dev = self.device_
         Xt, Ut = to_tensor(Xp, dev), self._aux_tensor(U, dev)
@@ -415,6 +431,7 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
                 "epochs reached before the loss stopped improving by tol. Increase "
                 "max_iter or tol.",
                 ConvergenceWarning,
+                stacklevel=2,
             )
         return self
 
@@ -492,7 +509,10 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
                 out = fn(module, xb, ub)
                 outs.append(out)
         if isinstance(outs[0], tuple):
-            return tuple(np.concatenate([to_numpy(o[i]) for o in outs]) for i in range(len(outs[0])))
+            return tuple(
+                np.concatenate([to_numpy(o[i]) for o in outs])
+                for i in range(len(outs[0]))
+            )
         return np.concatenate([to_numpy(o) for o in outs])
 
     def _validate_X(self, X):
@@ -514,7 +534,8 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_components_")
         _check_feature_names_in(self, input_features, generate_names=False)
         return np.asarray(
-            [f"{self._feature_prefix}{i}" for i in range(self.n_components_)], dtype=object
+            [f"{self._feature_prefix}{i}" for i in range(self.n_components_)],
+            dtype=object,
         )
 
     def __sklearn_tags__(self):
@@ -522,4 +543,3 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.target_tags.required = not self._u_optional
         return tags
-

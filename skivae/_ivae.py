@@ -169,7 +169,10 @@ class IdentifiableVAE(_BaseLatentEstimator):
         **_BaseLatentEstimator._parameter_constraints,
         "prior": [StrOptions(set(PRIORS))],
         "likelihood": [StrOptions({"gaussian", "bernoulli"})],
-        "decoder_var": [Interval(Real, 0, None, closed="neither"), StrOptions({"learn"})],
+        "decoder_var": [
+            Interval(Real, 0, None, closed="neither"),
+            StrOptions({"learn"}),
+        ],
         "posterior": [StrOptions({"full", "diag"})],
     }
     _feature_prefix = "ivae"
@@ -252,7 +255,9 @@ class IdentifiableVAE(_BaseLatentEstimator):
             hidden_layer_sizes=hidden,
             activation=self.activation,
             likelihood=self.likelihood,
-            decoder_var=None if self.decoder_var == "learn" else float(self.decoder_var),
+            decoder_var=None
+            if self.decoder_var == "learn"
+            else float(self.decoder_var),
             full_cov=self.posterior == "full",
         )
 
@@ -290,6 +295,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
                 "an auxiliary variable u (segment labels, time, a covariate) to fit "
                 "an iVAE.",
                 UserWarning,
+                stacklevel=2,
             )
         return self._fit(X, y)
 
@@ -308,7 +314,9 @@ class IdentifiableVAE(_BaseLatentEstimator):
         """
         X = self._validate_X(X)
         Xp = self._preprocess(np.asarray(X, dtype=np.float64))
-        Z = self._batched(self._inference_module(), Xp, None, lambda m, xb, ub: m.encode(xb)[0])
+        Z = self._batched(
+            self._inference_module(), Xp, None, lambda m, xb, ub: m.encode(xb)[0]
+        )
         return Z.astype(X.dtype, copy=False)
 
     def inverse_transform(self, Z):
@@ -324,7 +332,9 @@ class IdentifiableVAE(_BaseLatentEstimator):
         """
         check_is_fitted(self)
         Z = self._check_latents(Z)
-        Xp = self._batched(self._inference_module(), Z, None, lambda m, zb, ub: m.decode(zb))
+        Xp = self._batched(
+            self._inference_module(), Z, None, lambda m, zb, ub: m.decode(zb)
+        )
         return self._postprocess(Xp.astype(np.float64)).astype(Z.dtype, copy=False)
 
     def _check_latents(self, Z):
@@ -431,8 +441,12 @@ class IdentifiableVAE(_BaseLatentEstimator):
         if u is not None:
             n_samples = len(u)
         if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
-        rng = check_random_state(self.random_state if random_state is None else random_state)
+            raise ValueError(
+                f"n_samples must be a positive integer, got {n_samples!r}."
+            )
+        rng = check_random_state(
+            self.random_state if random_state is None else random_state
+        )
         if u is not None:
             U = self._encode_aux(u, n_samples)
         elif self.u_type_ is None:
@@ -444,7 +458,12 @@ class IdentifiableVAE(_BaseLatentEstimator):
         seed = int(rng.randint(np.iinfo(np.int32).max))
         module = self._inference_module()
         dev = next(module.parameters()).device
-        like = torch.zeros(n_samples, self.n_components_, device=dev, dtype=next(module.parameters()).dtype)
+        like = torch.zeros(
+            n_samples,
+            self.n_components_,
+            device=dev,
+            dtype=next(module.parameters()).dtype,
+        )
 
         def draw(m, xb, ub):
             loc, log_s2 = m.prior.params(ub, like[: xb.shape[0]])
@@ -454,6 +473,6 @@ class IdentifiableVAE(_BaseLatentEstimator):
         dummy = np.zeros((n_samples, 1))
         Xs, Z = self._batched(module, dummy, U, draw, seed=seed)
         X = self._postprocess(Xs.astype(np.float64))
-        return X.astype(self._fit_dtype, copy=False), Z.astype(self._fit_dtype, copy=False)
-
-
+        return X.astype(self._fit_dtype, copy=False), Z.astype(
+            self._fit_dtype, copy=False
+        )

@@ -212,9 +212,10 @@ class NonlinearICA(_BaseLatentEstimator):
     def _u_required_message(self):
         return (
             "NonlinearICA requires y to be passed, but the target y is None: y is "
-            "the auxiliary variable u (fit(X, u)), and nonlinear ICA without an auxiliary "
-            "variable is not identifiable. Use sklearn.decomposition.FastICA for "
-            "linear ICA without u, or IdentifiableVAE for a plain VAE."
+            "the auxiliary variable u (fit(X, u)), and nonlinear ICA without an "
+            "auxiliary variable is not identifiable. Use "
+            "sklearn.decomposition.FastICA for linear ICA without u, or "
+            "IdentifiableVAE for a plain VAE."
         )
 
     def _n_statistics(self):
@@ -246,8 +247,11 @@ class NonlinearICA(_BaseLatentEstimator):
         hidden = tuple(int(h) for h in self.hidden_layer_sizes)
         if self.method == "tcl":
             return TCLModule(
-                n_features, self.n_components_, n_aux,
-                hidden_layer_sizes=hidden, activation=self.activation,
+                n_features,
+                self.n_components_,
+                n_aux,
+                hidden_layer_sizes=hidden,
+                activation=self.activation,
             )
         return GCLModule(
             n_features,
@@ -263,8 +267,9 @@ class NonlinearICA(_BaseLatentEstimator):
         return module.loss(xb, ub)
 
     def _raw_features(self, Xp):
-        feats = self._batched(self._inference_module(), Xp, None,
-                              lambda m, xb, ub: m.features(xb))
+        feats = self._batched(
+            self._inference_module(), Xp, None, lambda m, xb, ub: m.features(xb)
+        )
         if self.method == "tcl":
             feats = np.abs(feats)
         return feats.astype(np.float64)
@@ -326,9 +331,17 @@ class NonlinearICA(_BaseLatentEstimator):
         inner.fit(X, y)  # validates u, warns (identifiability, convergence)
         self.ivae_ = inner
         for name in (
-            "n_components_", "module_", "loss_curve_", "best_loss_", "n_iter_",
-            "validation_scores_", "best_validation_score_", "u_type_",
-            "aux_classes_", "n_aux_", "device_",
+            "n_components_",
+            "module_",
+            "loss_curve_",
+            "best_loss_",
+            "n_iter_",
+            "validation_scores_",
+            "best_validation_score_",
+            "u_type_",
+            "aux_classes_",
+            "n_aux_",
+            "device_",
         ):
             setattr(self, name, getattr(inner, name))
         self.ica_ = None
@@ -428,8 +441,8 @@ class NonlinearICA(_BaseLatentEstimator):
             for _ in range(_N_SCORE_REPEATS):
                 perm = torch.randperm(X.shape[0], generator=gen).to(dev)
                 r_fake = module.regression(Xt, Ut[perm])
-                loss = torch.nn.functional.softplus(-r_true) + torch.nn.functional.softplus(
-                    r_fake
-                )
+                loss = torch.nn.functional.softplus(
+                    -r_true
+                ) + torch.nn.functional.softplus(r_fake)
                 losses.append(float(loss.mean()))
         return -float(np.mean(losses))

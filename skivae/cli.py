@@ -66,7 +66,9 @@ def main(argv=None):
     demo.add_argument("--n-per-segment", type=int, default=1000)
     demo.add_argument("--n-sources", type=int, default=5)
     demo.add_argument("--n-layers", type=int, default=3)
-    demo.add_argument("--max-iter", type=int, default=None, help="epochs (default: the estimator's)")
+    demo.add_argument(
+        "--max-iter", type=int, default=None, help="epochs (default: the estimator's)"
+    )
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)

@@ -140,7 +140,9 @@ def test_sample_follows_the_learned_segment_variances():
         warnings.simplefilter("ignore")
         est.fit(X, u)
     true_sd = np.array([X[u == k, 0].std() for k in range(6)])
-    samp_sd = np.array([est.sample(u=np.full(2000, k))[0][:, 0].std() for k in range(6)])
+    samp_sd = np.array(
+        [est.sample(u=np.full(2000, k))[0][:, 0].std() for k in range(6)]
+    )
     # The segments' spreads are reproduced (rank order and rough size).
     assert np.corrcoef(true_sd, samp_sd)[0, 1] > 0.9
 
@@ -217,9 +219,9 @@ def test_no_convergence_warning_when_converged(segment_data):
     X, u, _ = segment_data
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        IdentifiableVAE(**{**FAST, "max_iter": 50, "tol": 0.5, "n_iter_no_change": 1}).fit(
-            X, u
-        )
+        IdentifiableVAE(
+            **{**FAST, "max_iter": 50, "tol": 0.5, "n_iter_no_change": 1}
+        ).fit(X, u)
 
 
 def test_n_init_keeps_the_best_restart(segment_data):
@@ -378,7 +380,9 @@ def test_bernoulli_needs_binary_data(segment_data):
 
 
 def test_bernoulli_likelihood_on_binary_data():
-    X, u, _ = make_nonstationary_sources(8, 100, 2, n_features=6, binary=True, random_state=0)
+    X, u, _ = make_nonstationary_sources(
+        8, 100, 2, n_features=6, binary=True, random_state=0
+    )
     est = _fit(X, u, likelihood="bernoulli", max_iter=5)
     Xs, _ = est.sample(10)
     assert set(np.unique(Xs)) <= {0.0, 1.0}

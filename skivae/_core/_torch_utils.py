@@ -17,7 +17,9 @@ def resolve_device(device):
     if isinstance(device, torch.device):
         device = str(device)
     if not isinstance(device, str):
-        raise ValueError(f"device must be a string such as 'cpu' or 'cuda', got {device!r}.")
+        raise ValueError(
+            f"device must be a string such as 'cpu' or 'cuda', got {device!r}."
+        )
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -63,8 +65,12 @@ def torch_seed(seed, device):
     """Seed torch's global RNG inside the block and restore the caller's on exit."""
     devices = []
     if device.type == "cuda":
-        devices = [device.index if device.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
+        devices = [
+            device.index if device.index is not None else torch.cuda.current_device()
+        ]
+    with torch.random.fork_rng(
+        devices=devices, device_type=device.type if devices else "cuda"
+    ):
         torch.manual_seed(seed)
         yield
 

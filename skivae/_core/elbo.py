@@ -46,15 +46,18 @@ class IVAEModule(nn.Module):
     ):
         super().__init__()
         if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+            raise ValueError(
+                f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}"
+            )
         self.n_features = n_features
         self.n_components = n_components
         self.likelihood = likelihood
         self.encoder = GaussianHead(
             n_features, hidden_layer_sizes, n_components, activation, full_cov=full_cov
         )
-        self.decoder = make_mlp(n_components, tuple(reversed(hidden_layer_sizes)), n_features,
-                                activation)
+        self.decoder = make_mlp(
+            n_components, tuple(reversed(hidden_layer_sizes)), n_features, activation
+        )
         self.prior = prior
         self.learn_var = decoder_var is None
         self.log_min_var = math.log(min_decoder_var)
@@ -90,7 +93,9 @@ class IVAEModule(nn.Module):
             x = x.expand_as(out)
             return -F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1)
         log_var = self.decoder_log_var()
-        return -0.5 * (_LOG_2PI + log_var + (x - out) ** 2 * torch.exp(-log_var)).sum(-1)
+        return -0.5 * (_LOG_2PI + log_var + (x - out) ** 2 * torch.exp(-log_var)).sum(
+            -1
+        )
 
     def sample_x(self, z):
         """Draw x ~ p(x|z)."""

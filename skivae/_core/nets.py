@@ -34,7 +34,9 @@ def make_mlp(n_in, hidden_layer_sizes, n_out, activation="leaky_relu"):
     An empty ``hidden_layer_sizes`` gives a single linear layer.
     """
     if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        raise ValueError(
+            f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
+        )
     layers = []
     width = n_in
     for h in hidden_layer_sizes:

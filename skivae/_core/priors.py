@@ -72,7 +72,9 @@ class ConditionalPrior(nn.Module):
         elif aux == "continuous":
             self.net = make_mlp(n_aux, hidden_layer_sizes, n_out, activation)
         elif aux is not None:
-            raise ValueError(f"aux must be 'categorical', 'continuous' or None, got {aux!r}")
+            raise ValueError(
+                f"aux must be 'categorical', 'continuous' or None, got {aux!r}"
+            )
 
     def _raw(self, u):
         if self.aux == "categorical":
@@ -136,6 +138,8 @@ class ConditionalPrior(nn.Module):
         """Draw one z per row (uses torch's global RNG)."""
         if self.kind == "laplace":
             b = torch.exp(0.5 * log_s2)
-            e = torch.distributions.Laplace(torch.zeros_like(b), torch.ones_like(b)).sample()
+            e = torch.distributions.Laplace(
+                torch.zeros_like(b), torch.ones_like(b)
+            ).sample()
             return loc + b * e
         return loc + torch.exp(0.5 * log_s2) * torch.randn_like(log_s2)

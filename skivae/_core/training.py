@@ -130,7 +130,12 @@ def train(
     if lr_decay:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer,
-            lambda s: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)),
+            lambda s: (
+                0.01
+                + 0.99
+                * 0.5
+                * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))
+            ),
         )
     else:
         scheduler = None
@@ -169,8 +174,9 @@ def train(
         if X_val is not None:
             for m in modules:
                 m.eval()
-            val_loss = evaluate_loss(lambda xb, ub: loss_fn(xb, ub, 1.0), X_val, U_val,
-                                     max(batch_size, 1024))
+            val_loss = evaluate_loss(
+                lambda xb, ub: loss_fn(xb, ub, 1.0), X_val, U_val, max(batch_size, 1024)
+            )
             for m in modules:
                 m.train()
             history.val_loss.append(val_loss)

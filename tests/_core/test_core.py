@@ -18,7 +18,9 @@ def _mc_kl(prior, mean, logvar, lower, loc, log_s2, n=200_000):
     eps = torch.randn(n, mean.shape[-1], dtype=torch.float64)
     L = torch.diag(torch.exp(0.5 * logvar)) + (lower if lower is not None else 0)
     z = mean + eps @ L.T
-    log_q = -0.5 * (mean.shape[-1] * math.log(2 * math.pi) + logvar.sum() + (eps**2).sum(-1))
+    log_q = -0.5 * (
+        mean.shape[-1] * math.log(2 * math.pi) + logvar.sum() + (eps**2).sum(-1)
+    )
     log_p = prior.log_prob(z, loc, log_s2)
     return (log_q - log_p).mean()
 
@@ -93,8 +95,9 @@ def test_continuous_prior_depends_on_u():
 
 def _module(aux="categorical", full=True, likelihood="gaussian"):
     prior = ConditionalPrior(2, "gaussian", aux, n_classes=3)
-    return IVAEModule(3, 2, prior, hidden_layer_sizes=(8,), full_cov=full,
-                      likelihood=likelihood)
+    return IVAEModule(
+        3, 2, prior, hidden_layer_sizes=(8,), full_cov=full, likelihood=likelihood
+    )
 
 
 def test_elbo_is_per_sample_and_shared_eps_makes_rows_independent():
@@ -149,9 +152,18 @@ def _toy_problem():
 def test_train_reduces_loss_and_reports_history():
     X, U = _toy_problem()
     m = _module()
-    hist = train(lambda xb, ub, f: -m.elbo(xb, ub), m.parameters(), X, U,
-                 max_iter=15, batch_size=32, learning_rate=1e-2, modules=[m],
-                 generator=torch.Generator().manual_seed(0), n_iter_no_change=100)
+    hist = train(
+        lambda xb, ub, f: -m.elbo(xb, ub),
+        m.parameters(),
+        X,
+        U,
+        max_iter=15,
+        batch_size=32,
+        learning_rate=1e-2,
+        modules=[m],
+        generator=torch.Generator().manual_seed(0),
+        n_iter_no_change=100,
+    )
     assert hist.n_iter == 15 and hist.n_steps == 15 * 8
     assert hist.train_loss[-1] < hist.train_loss[0]
     assert not hist.converged and hist.val_loss is None
@@ -163,10 +175,21 @@ def test_train_early_stopping_restores_best_weights():
     m = _module()
     # A huge learning rate makes the validation loss bounce: the restored
     # weights must be those of the best validation epoch.
-    hist = train(lambda xb, ub, f: -m.elbo(xb, ub, eps=torch.zeros(1, 2)),
-                 m.parameters(), X[:200], U[:200], X[200:], U[200:], max_iter=12,
-                 batch_size=32, learning_rate=0.3, modules=[m], n_iter_no_change=3,
-                 generator=torch.Generator().manual_seed(0), lr_decay=False)
+    hist = train(
+        lambda xb, ub, f: -m.elbo(xb, ub, eps=torch.zeros(1, 2)),
+        m.parameters(),
+        X[:200],
+        U[:200],
+        X[200:],
+        U[200:],
+        max_iter=12,
+        batch_size=32,
+        learning_rate=0.3,
+        modules=[m],
+        n_iter_no_change=3,
+        generator=torch.Generator().manual_seed(0),
+        lr_decay=False,
+    )
     with torch.no_grad():
         val = float(-m.elbo(X[200:], U[200:], eps=torch.zeros(1, 2)).mean())
     assert val == pytest.approx(min(hist.val_loss), rel=1e-4)
@@ -178,9 +201,16 @@ def test_train_stops_when_converged():
     w = torch.nn.Parameter(torch.zeros(1))
     # The loss is constant: no improvement, so training stops after
     # n_iter_no_change epochs.
-    hist = train(lambda xb, ub, f: (w * 0 + 1).expand(xb.shape[0]), [w], X, U,
-                 max_iter=50, batch_size=64, n_iter_no_change=3,
-                 generator=torch.Generator().manual_seed(0))
+    hist = train(
+        lambda xb, ub, f: (w * 0 + 1).expand(xb.shape[0]),
+        [w],
+        X,
+        U,
+        max_iter=50,
+        batch_size=64,
+        n_iter_no_change=3,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert hist.converged and hist.n_iter == 4
 
 
@@ -188,9 +218,16 @@ def test_train_raises_on_divergence():
     X, U = _toy_problem()
     w = torch.nn.Parameter(torch.ones(1))
     with pytest.raises(DivergenceError, match="diverged.*try this"):
-        train(lambda xb, ub, f: (w * float("nan")).expand(xb.shape[0]), [w], X, U,
-              max_iter=3, batch_size=64, divergence_hint="try this",
-              generator=torch.Generator().manual_seed(0))
+        train(
+            lambda xb, ub, f: (w * float("nan")).expand(xb.shape[0]),
+            [w],
+            X,
+            U,
+            max_iter=3,
+            batch_size=64,
+            divergence_hint="try this",
+            generator=torch.Generator().manual_seed(0),
+        )
 
 
 def test_torch_seed_restores_global_state_and_is_reproducible():
