@@ -414,3 +414,16 @@ def test_recovers_sources_better_than_plain_vae():
     mcc_vae = mean_corr_coef(S, vae.transform(X))
     assert mcc_ivae >= 0.95
     assert mcc_ivae > mcc_vae + 0.1
+
+
+def test_recovers_sources_with_continuous_u():
+    """A continuous covariate u modulating the sources' scales identifies them."""
+    X, u, S = make_continuous_aux_sources(5000, 3, n_layers=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ivae = IdentifiableVAE(random_state=0).fit(X, u)
+        vae = IdentifiableVAE(random_state=0).fit(X)
+    assert ivae.u_type_ == "continuous"
+    mcc_ivae = mean_corr_coef(S, ivae.transform(X))
+    assert mcc_ivae >= 0.95
+    assert mcc_ivae > mean_corr_coef(S, vae.transform(X)) + 0.1
