@@ -427,3 +427,16 @@ def test_recovers_sources_with_continuous_u():
     mcc_ivae = mean_corr_coef(S, ivae.transform(X))
     assert mcc_ivae >= 0.95
     assert mcc_ivae > mean_corr_coef(S, vae.transform(X)) + 0.1
+
+
+@pytest.mark.gpu
+def test_cuda_fit_moves_module_back_to_cpu(segment_data):
+    X, u, _ = segment_data
+    est = _fit(X, u, device="cuda")
+    assert est.device_.type == "cuda"
+    assert next(est.module_.parameters()).device.type == "cpu"
+    Z = est.transform(X)
+    assert Z.shape == (X.shape[0], 2) and np.all(np.isfinite(Z))
+    assert np.isfinite(est.score(X, u))
+    est2 = pickle.loads(pickle.dumps(est))
+    assert_allclose(est2.transform(X), Z, rtol=1e-5, atol=1e-5)
