@@ -5,8 +5,14 @@ Build (from the repository root, output outside the source tree)::
     pip install -e ".[docs]"
     python -m sphinx -b html docs /tmp/skivae_docs_build
 
-Set ``SKIVAE_DOCS_PLOT_GALLERY=0`` to build without running the example
-scripts (their pages then show code only), which is much faster.
+Environment variables:
+
+``SKIVAE_DOCS_PLOT_GALLERY=0``
+    Build without running the example scripts (their pages then show code
+    only), which is much faster.
+``SKIVAE_DOCS_OFFLINE=1``
+    Do not fetch the intersphinx inventories (for machines without network
+    access); links to numpy, scikit-learn and torch are then not resolved.
 """
 
 import os
@@ -18,6 +24,15 @@ from datetime import date
 sys.path.insert(0, os.path.abspath(".."))
 
 import skivae  # noqa: E402
+
+
+def _env_flag(name, default):
+    value = os.environ.get(name, default).strip().lower()
+    return value not in {"0", "false", "no", ""}
+
+
+OFFLINE = _env_flag("SKIVAE_DOCS_OFFLINE", "0")
+PLOT_GALLERY = _env_flag("SKIVAE_DOCS_PLOT_GALLERY", "1")
 
 # -- Project information -----------------------------------------------------
 
@@ -45,7 +60,7 @@ default_role = "literal"
 
 # autodoc / autosummary: one generated page per public object.
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": True}
+autodoc_default_options = {"members": True}
 autodoc_typehints = "none"
 
 # numpydoc renders the Parameters/Attributes sections; the autosummary
@@ -71,9 +86,7 @@ numpydoc_xref_ignore = {
     "instance",
     "n_samples",
     "n_features",
-    "n_features_in_",
     "n_components",
-    "n_components_",
     "n_aux",
     "k_true",
     "k_pred",
@@ -89,12 +102,12 @@ intersphinx_mapping = {
     "matplotlib": ("https://matplotlib.org/stable/", None),
 }
 
+if OFFLINE:
+    intersphinx_mapping = {}
+    # Type cross-references would point at the missing inventories.
+    numpydoc_xref_param_type = False
+
 # -- sphinx-gallery ----------------------------------------------------------
-
-
-def _env_flag(name, default="True"):
-    return os.environ.get(name, default).strip().lower() not in {"0", "false", "no", ""}
-
 
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
@@ -105,8 +118,10 @@ sphinx_gallery_conf = {
     "reference_url": {"skivae": None},
     "download_all_examples": False,
     "remove_config_comments": True,
+    # Keep the build's timing table out of the source tree.
+    "write_computation_times": False,
     # Run the examples (default) or only render their code.
-    "plot_gallery": "True" if _env_flag("SKIVAE_DOCS_PLOT_GALLERY") else "False",
+    "plot_gallery": "True" if PLOT_GALLERY else "False",
 }
 
 # -- HTML output -------------------------------------------------------------

@@ -25,11 +25,29 @@ from skivae._compat import (
     check_is_fitted,
     validate_data,
 )
-from skivae._core._torch_utils import resolve_device, to_numpy, to_tensor, torch_seed
+from skivae._core._torch_utils import (
+    resolve_device,
+    to_numpy,
+    to_tensor,
+    torch_seed,
+    torch_threads,
+)
 from skivae._core.nets import ACTIVATIONS
 from skivae._core.training import DivergenceError, train
 
 _MAX_AUX_SUPPORT = 256  # rows of continuous u kept to score/sample without u
+
+
+def _device_available(device):
+    if device.type == "cuda":
+        return (
+            torch.cuda.is_available()
+            and (device.index or 0) < torch.cuda.device_count()
+        )
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return mps is not None and mps.is_available()
+    return True
 
 
 class IdentifiabilityWarning(UserWarning):
@@ -66,6 +84,7 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "device": [str],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -318,6 +337,10 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
 
     # -------------------------------------------------------------------- fit
     def _fit(self, X, y):
+        with torch_threads(self.n_threads):
+            return self._fit_impl(X, y)
+
+    def _fit_impl(self, X, y):
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, reset=True
         )
@@ -485,6 +508,8 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
         different batch shapes), so transforming a subset gives the same rows.
         """
         dev = self.device_
+        if dev.type != "cpu" and not _device_available(dev):
+            dev = torch.device("cpu")  # e.g. a GPU-trained model unpickled on a laptop
         dtype = torch.float64 if dev.type == "cpu" else torch.float32
         return copy.deepcopy(self.module_).to(device=dev, dtype=dtype)
 
@@ -499,7 +524,7 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
         module.eval()
         outs = []
         ctx = torch_seed(seed, dev) if seed is not None else contextlib.nullcontext()
-        with ctx, torch.inference_mode():
+        with ctx, torch.inference_mode(), torch_threads(self.n_threads):
             for start in range(0, X.shape[0], batch_size):
                 xb = X[start : start + batch_size]
                 ub = None if U is None else U[start : start + batch_size]

@@ -97,7 +97,15 @@ class IdentifiableVAE(_BaseLatentEstimator):
         best final ELBO is kept (like ``GaussianMixture``'s ``n_init``).
 
     device : str, default="cpu"
-        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``.
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``. A model
+        fitted on a GPU is moved back to the CPU; unpickled where that device
+        is missing, it runs its inference on the CPU.
+
+    n_threads : int or None, default=1
+        Torch CPU threads used by ``fit`` and inference (restored afterwards).
+        Models of this size run fastest on one thread, and one thread per
+        process keeps parallel searches (``n_jobs``) from oversubscribing the
+        cores; ``None`` keeps torch's current setting.
 
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, mini-batch order and noise. Same seed, same data,
@@ -132,7 +140,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
         Device used for training.
     n_features_in_ : int
         Number of features seen during :meth:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :meth:`fit` (only when ``X`` has string
         column names).
 
@@ -197,6 +205,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
         tol=1e-4,
         n_init=1,
         device="cpu",
+        n_threads=1,
         random_state=None,
         verbose=0,
     ):
@@ -217,6 +226,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
         self.tol = tol
         self.n_init = n_init
         self.device = device
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 
@@ -309,7 +319,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
 
         Returns
         -------
-        Z : ndarray of shape (n_samples, n_components_)
+        Z : ndarray of shape (n_samples, `n_components_`)
             In ``X``'s float dtype.
         """
         X = self._validate_X(X)
@@ -324,11 +334,11 @@ class IdentifiableVAE(_BaseLatentEstimator):
 
         Parameters
         ----------
-        Z : array-like of shape (n_samples, n_components_)
+        Z : array-like of shape (n_samples, `n_components_`)
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features_in_)
+        X : ndarray of shape (n_samples, `n_features_in_`)
         """
         check_is_fitted(self)
         Z = self._check_latents(Z)
@@ -432,8 +442,8 @@ class IdentifiableVAE(_BaseLatentEstimator):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features_in_)
-        Z : ndarray of shape (n_samples, n_components_)
+        X : ndarray of shape (n_samples, `n_features_in_`)
+        Z : ndarray of shape (n_samples, `n_components_`)
         """
         check_is_fitted(self)
         from sklearn.utils import check_random_state

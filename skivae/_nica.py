@@ -87,7 +87,15 @@ class NonlinearICA(_BaseLatentEstimator):
         Restarts; the one with the best final objective is kept.
 
     device : str, default="cpu"
-        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``.
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``. A model
+        fitted on a GPU is moved back to the CPU; unpickled where that device
+        is missing, it runs its inference on the CPU.
+
+    n_threads : int or None, default=1
+        Torch CPU threads used by ``fit`` and inference (restored afterwards).
+        Models of this size run fastest on one thread, and one thread per
+        process keeps parallel searches (``n_jobs``) from oversubscribing the
+        cores; ``None`` keeps torch's current setting.
 
     random_state : int, RandomState instance or None, default=None
         Seeds everything (networks, batches, FastICA). Same seed, same data,
@@ -124,7 +132,7 @@ class NonlinearICA(_BaseLatentEstimator):
         Device used for training.
     n_features_in_ : int
         Number of features seen during :meth:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :meth:`fit` (string column names only).
 
     See Also
@@ -187,6 +195,7 @@ class NonlinearICA(_BaseLatentEstimator):
         tol=1e-4,
         n_init=1,
         device="cpu",
+        n_threads=1,
         random_state=None,
         verbose=0,
     ):
@@ -205,6 +214,7 @@ class NonlinearICA(_BaseLatentEstimator):
         self.tol = tol
         self.n_init = n_init
         self.device = device
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 
@@ -358,7 +368,7 @@ class NonlinearICA(_BaseLatentEstimator):
 
         Returns
         -------
-        S : ndarray of shape (n_samples, n_components_)
+        S : ndarray of shape (n_samples, `n_components_`)
             In ``X``'s float dtype.
         """
         X = self._validate_X(X)
@@ -376,11 +386,11 @@ class NonlinearICA(_BaseLatentEstimator):
 
         Parameters
         ----------
-        S : array-like of shape (n_samples, n_components_)
+        S : array-like of shape (n_samples, `n_components_`)
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features_in_)
+        X : ndarray of shape (n_samples, `n_features_in_`)
         """
         check_is_fitted(self)
         if self.method != "ivae":

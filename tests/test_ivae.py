@@ -440,3 +440,23 @@ def test_cuda_fit_moves_module_back_to_cpu(segment_data):
     assert np.isfinite(est.score(X, u))
     est2 = pickle.loads(pickle.dumps(est))
     assert_allclose(est2.transform(X), Z, rtol=1e-5, atol=1e-5)
+
+
+def test_thread_setting_is_restored(segment_data):
+    X, u, _ = segment_data
+    before = torch.get_num_threads()
+    est = _fit(X, u, n_threads=1)
+    est.transform(X)
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_model_from_a_missing_device_runs_on_cpu(segment_data):
+    """A pickle of a GPU-fitted model still transforms on a CPU-only machine."""
+    X, u, _ = segment_data
+    est = _fit(X, u)
+    Z = est.transform(X)
+    est.device_ = torch.device("cuda")  # as if fitted on a GPU
+    est2 = pickle.loads(pickle.dumps(est))
+    assert_allclose(est2.transform(X), Z)
+    assert np.isfinite(est2.score(X, u))

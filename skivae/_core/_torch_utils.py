@@ -87,3 +87,17 @@ def to_numpy(T, dtype=None):
     if dtype is not None:
         arr = arr.astype(dtype, copy=False)
     return arr
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads):
+    """Use ``n_threads`` intra-op CPU threads inside the block (None: unchanged)."""
+    if n_threads is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
