@@ -380,8 +380,8 @@ class IdentifiableVAE(_BaseLatentEstimator):
         Xp = self._preprocess(np.asarray(X, dtype=np.float64))
         U = self._encode_aux(y, X.shape[0])
         module = self._inference_module()
-        f64 = next(module.parameters()).dtype
-        dev = self.device_
+        param = next(module.parameters())
+        f64, dev = param.dtype, param.device
         eps = self._score_noise(dev).to(f64)
         if U is None and self.u_type_ is not None:
             support = self._aux_tensor(self._aux_support, dev, dtype=f64)
