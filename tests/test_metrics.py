@@ -2,10 +2,22 @@ import doctest
 
 import numpy as np
 import pytest
+import sklearn
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.preprocessing import FunctionTransformer
 
 import skivae.metrics
-from skivae.metrics import match_components, mean_corr_coef, weak_mean_corr_coef
+from skivae import IdentifiableVAE
+from skivae.datasets import make_nonstationary_sources
+from skivae.metrics import (
+    make_mcc_scorer,
+    match_components,
+    mcc_scorer,
+    mean_corr_coef,
+    weak_mean_corr_coef,
+)
 
 METRICS = [mean_corr_coef, weak_mean_corr_coef]
 
@@ -212,3 +224,97 @@ def test_match_components_returns_integer_arrays():
     for idx in (true_idx, pred_idx):
         assert idx.dtype.kind == "i"
         assert_allclose(np.sort(idx), np.arange(4))
+
+
+# ------------------------------------------------------------------ scorers
+pytest_filter_convergence = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning"
+)
+
+
+def _tiny_ivae_fit():
+    X, u, S = make_nonstationary_sources(6, 40, 2, n_layers=1, random_state=0)
+    est = IdentifiableVAE(max_iter=2, hidden_layer_sizes=(8,), random_state=0)
+    return est.fit(X, u), X, u, S
+
+
+def _linear_mixer(A):
+    """A fitted transformer returning ``X @ A``."""
+    return FunctionTransformer(lambda X: X @ A).fit(np.zeros((2, A.shape[0])))
+
+
+@pytest_filter_convergence
+def test_scorer_called_directly_is_mcc_of_transform():
+    est, X, _, S = _tiny_ivae_fit()
+    expected = mean_corr_coef(S, est.transform(X))
+    for scorer in (make_mcc_scorer(), mcc_scorer):
+        score = scorer(est, X, sources=S)
+        assert isinstance(score, float)
+        assert score == pytest.approx(expected, abs=1e-12)
+    # y is accepted (and ignored), as scikit-learn passes it positionally.
+    assert make_mcc_scorer()(est, X, np.zeros(len(X)), sources=S) == pytest.approx(
+        expected, abs=1e-12
+    )
+
+
+def test_weak_scorer_uses_weak_mcc():
+    S = _sources(n_sources=3)
+    A = np.random.RandomState(1).uniform(-1, 1, size=(3, 3))
+    mixer = _linear_mixer(A)
+    weak = make_mcc_scorer(weak=True)(mixer, S, sources=S)
+    strong = make_mcc_scorer()(mixer, S, sources=S)
+    assert weak == pytest.approx(weak_mean_corr_coef(S, S @ A), abs=1e-12)
+    assert weak == pytest.approx(1.0, abs=1e-6)
+    assert strong == pytest.approx(mean_corr_coef(S, S @ A), abs=1e-12)
+    assert strong < 0.9
+
+
+def test_spearman_scorer_uses_rank_correlation():
+    S = _sources(n_sources=2)
+    exp = FunctionTransformer(np.exp).fit(S)
+    assert make_mcc_scorer(method="spearman")(exp, S, sources=S) == pytest.approx(1.0)
+    assert make_mcc_scorer(method="pearson")(exp, S, sources=S) < 0.9
+
+
+def test_scorer_without_sources_raises():
+    mixer = _linear_mixer(np.eye(2))
+    S = _sources(n_sources=2)
+    with pytest.raises(ValueError, match="metadata routing"):
+        mcc_scorer(mixer, S)
+    with pytest.raises(ValueError, match="metadata routing"):
+        make_mcc_scorer(weak=True)(mixer, S, None)
+
+
+@pytest.mark.parametrize("method", ["kendall", "PEARSON", None])
+def test_scorer_bad_method_raises(method):
+    with pytest.raises(ValueError, match="method"):
+        make_mcc_scorer(method=method)
+
+
+def test_scorer_repr_and_routing_request():
+    scorer = make_mcc_scorer(method="spearman", weak=True)
+    assert repr(scorer) == "make_mcc_scorer(method='spearman', weak=True)"
+    request = scorer.get_metadata_routing()
+    assert request.score.requests == {"sources": True}
+
+
+@pytest_filter_convergence
+def test_scorer_in_grid_search_with_metadata_routing():
+    X, u, S = make_nonstationary_sources(6, 40, 2, n_layers=1, random_state=0)
+    est = IdentifiableVAE(max_iter=2, hidden_layer_sizes=(8,), random_state=0)
+    cv = KFold(2, shuffle=True, random_state=0)
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(
+            est, {"prior": ["gaussian", "laplace"]}, scoring=mcc_scorer, cv=cv
+        ).fit(X, u, sources=S)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.all(np.isfinite(scores))
+    assert np.all((scores >= 0) & (scores <= 1))
+    assert 0 <= search.best_score_ <= 1
+    # Each fold is scored on its own rows' sources.
+    for i, (train, test) in enumerate(cv.split(X)):
+        fold = clone(est).set_params(prior="gaussian").fit(X[train], u[train])
+        expected = mean_corr_coef(S[test], fold.transform(X[test]))
+        got = search.cv_results_[f"split{i}_test_score"][0]
+        assert got == pytest.approx(expected, abs=1e-10)
+
