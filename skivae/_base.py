@@ -354,6 +354,7 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         Xp = self._preprocess_fit(np.asarray(X, dtype=np.float64))
 
+        X_all, U_all = Xp, U
         X_val = U_val = None
         if self.early_stopping:
             n_val = max(1, int(round(self.validation_fraction * n_samples)))
@@ -447,7 +448,7 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
         else:
             self.validation_scores_ = None
             self.best_validation_score_ = None
-        self._after_fit(Xp, U)
+        self._after_fit(X_all, U_all)
         if not hist.converged:
             warnings.warn(
                 f"{type(self).__name__} did not converge: max_iter={self.max_iter} "

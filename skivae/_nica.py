@@ -334,11 +334,24 @@ class NonlinearICA(_BaseLatentEstimator):
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, reset=True
         )
+        if self._resolve_u_type(y) == "categorical":
+            labels = np.asarray(y, dtype=object).ravel()
+            if len(labels) == X.shape[0] and len(set(labels.tolist())) < 2:
+                raise ValueError(
+                    "u takes a single value: at least 2 distinct values are needed "
+                    "(and many more for identifiability)."
+                )
         params = self.get_params()
-        for key in ("method",):
-            params.pop(key)
+        params.pop("method")
         inner = IdentifiableVAE(**params)
-        inner.fit(X, y)  # validates u, warns (identifiability, convergence)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            inner.fit(X, y)  # validates u; may warn (identifiability, convergence)
+        for w in caught:  # re-emit under this estimator's name
+            message = str(w.message).replace("IdentifiableVAE", "NonlinearICA")
+            if "fitting a plain VAE" in message:
+                continue
+            warnings.warn(message, w.category, stacklevel=3)
         self.ivae_ = inner
         for name in (
             "n_components_",
@@ -444,7 +457,7 @@ class NonlinearICA(_BaseLatentEstimator):
         losses = []
         dev = next(module.parameters()).device
         Xt = torch.as_tensor(Xp, dtype=next(module.parameters()).dtype, device=dev)
-        Ut = self._aux_tensor(U, dev)
+        Ut = self._aux_tensor(U, dev, dtype=Xt.dtype)
         gen = torch.Generator().manual_seed(self._seed)
         with torch.inference_mode():
             r_true = module.regression(Xt, Ut)

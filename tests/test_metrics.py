@@ -227,7 +227,7 @@ def test_match_components_returns_integer_arrays():
 
 
 # ------------------------------------------------------------------ scorers
-pytest_filter_convergence = pytest.mark.filterwarnings(
+_ignore_convergence = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning"
 )
 
@@ -243,7 +243,7 @@ def _linear_mixer(A):
     return FunctionTransformer(lambda X: X @ A).fit(np.zeros((2, A.shape[0])))
 
 
-@pytest_filter_convergence
+@_ignore_convergence
 def test_scorer_called_directly_is_mcc_of_transform():
     est, X, _, S = _tiny_ivae_fit()
     expected = mean_corr_coef(S, est.transform(X))
@@ -298,7 +298,7 @@ def test_scorer_repr_and_routing_request():
     assert request.score.requests == {"sources": True}
 
 
-@pytest_filter_convergence
+@_ignore_convergence
 def test_scorer_in_grid_search_with_metadata_routing():
     X, u, S = make_nonstationary_sources(6, 40, 2, n_layers=1, random_state=0)
     est = IdentifiableVAE(max_iter=2, hidden_layer_sizes=(8,), random_state=0)
@@ -317,4 +317,3 @@ def test_scorer_in_grid_search_with_metadata_routing():
         expected = mean_corr_coef(S[test], fold.transform(X[test]))
         got = search.cv_results_[f"split{i}_test_score"][0]
         assert got == pytest.approx(expected, abs=1e-10)
-
