@@ -514,7 +514,7 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
         dtype = torch.float64 if dev.type == "cpu" else torch.float32
         return copy.deepcopy(self.module_).to(device=dev, dtype=dtype)
 
-    def _batched(self, module, X, U, fn, seed=None, batch_size=4096):
+    def _batched(self, module, X, U, fn, seed=None, batch_size=1024):
         """Apply ``fn(module, xb, ub)`` over row batches under inference mode.
 
         ``X``/``U`` may be numpy arrays (moved to the device batch by batch) or
