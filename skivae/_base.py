@@ -476,7 +476,7 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
             return None
         from tqdm.auto import tqdm
 
-        desc = type(self).__name__
+        desc = getattr(self, "_progress_name", type(self).__name__)
         if self.n_init > 1:
             desc += f" (init {init + 1}/{self.n_init})"
         bar = tqdm(total=self.max_iter, desc=desc, unit="epoch", leave=True)

@@ -344,6 +344,7 @@ class NonlinearICA(_BaseLatentEstimator):
         params = self.get_params()
         params.pop("method")
         inner = IdentifiableVAE(**params)
+        inner._progress_name = type(self).__name__  # label of the progress bar
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             inner.fit(X, y)  # validates u; may warn (identifiability, convergence)
