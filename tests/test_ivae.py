@@ -460,3 +460,20 @@ def test_model_from_a_missing_device_runs_on_cpu(segment_data):
     est2 = pickle.loads(pickle.dumps(est))
     assert_allclose(est2.transform(X), Z)
     assert np.isfinite(est2.score(X, u))
+
+
+def test_input_noise_defaults_and_validation(segment_data):
+    X, u, _ = segment_data
+    assert _fit(X, u)._noise_std == pytest.approx(0.1)  # sqrt(decoder_var=0.01)
+    assert _fit(X, u, input_noise=0.0)._noise_std == 0.0
+    assert _fit(X, u, decoder_var="learn")._noise_std == 0.0
+    # Training noise changes the fit but never what transform sees.
+    a = _fit(X, u, input_noise=0.0).transform(X)
+    b = _fit(X, u).transform(X)
+    assert not np.allclose(a, b)
+    with pytest.raises(ValueError, match="input_noise"):
+        _fit(X, u, input_noise=-1.0)
+    Xb, ub, _ = make_nonstationary_sources(6, 40, 2, binary=True, random_state=0)
+    assert _fit(Xb, ub, likelihood="bernoulli")._noise_std == 0.0
+    with pytest.raises(ValueError, match="input_noise > 0 needs"):
+        _fit(Xb, ub, likelihood="bernoulli", input_noise=0.1)
