@@ -54,7 +54,7 @@ class IdentifiabilityWarning(UserWarning):
     """Warning raised when ``u`` cannot satisfy the identifiability conditions."""
 
 
-def _n_batches_auto(n_samples):
+def _auto_batch_size(n_samples):
     """Default mini-batch size: ``min(256, max(32, n_samples // 100))``.
 
     Identifiability comes late in training (after the reconstruction is
@@ -370,7 +370,7 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
             if U is not None:
                 U_val, U = U[val], U[tr]
         batch_size = (
-            _n_batches_auto(Xp.shape[0])
+            _auto_batch_size(Xp.shape[0])
             if self.batch_size == "auto"
             else self.batch_size
         )
