@@ -74,7 +74,7 @@ for name, mcc in scores.items():
 # FastICA can only undo a linear mixing, so it stalls well below 1. The plain
 # VAE reconstructs the data but has no reason to align its latents with the
 # sources; any recovery it shows is partial and depends on the seed. With
-# ``u`` the iVAE gets much closer to the sources. How close depends on the
+# ``u`` the iVAE gets closer to the sources. How close depends on the
 # random mixing: some draws are harder than others, which is why the
 # benchmarks average over several.
 
