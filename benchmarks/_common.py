@@ -4,6 +4,7 @@ import ast
 import multiprocessing as mp
 import os
 import resource
+import statistics
 import sys
 import time
 
@@ -47,6 +48,23 @@ def run_isolated(fn, jobs, n_jobs=1, threads=1):
     os.environ.setdefault("OMP_NUM_THREADS", env_threads)
     with ctx.Pool(n_jobs, maxtasksperchild=1) as pool:
         yield from pool.imap(_child, [(fn, kw, threads) for kw in jobs])
+
+
+def depth_summary(rows, methods, layers, with_seconds=False):
+    """Median ``mcc`` and ``mcc_abs`` per method and mixing depth, one row each."""
+    summary = []
+    for m in methods:
+        row = {"method": m}
+        for L in layers:
+            vals = [r for r in rows if r["method"] == m and r["n_layers"] == L]
+            row[f"L{L}"] = statistics.median(r["mcc"] for r in vals)
+            row[f"L{L}|s|"] = statistics.median(r["mcc_abs"] for r in vals)
+        if with_seconds:
+            row["median_s"] = statistics.median(
+                r["seconds"] for r in rows if r["method"] == m
+            )
+        summary.append(row)
+    return summary
 
 
 def print_table(rows, columns, file=sys.stdout):

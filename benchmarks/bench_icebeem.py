@@ -13,10 +13,9 @@ process per fit, printing MCC (against s, and against |s|) and seconds.
 """
 
 import argparse
-import statistics
 import warnings
 
-from _common import print_table, run_isolated
+from _common import depth_summary, print_table, run_isolated
 
 
 def make_orthogonal_tcl_data(seed, n_layers, n_segments=20, n_per_segment=2000, d=5):
@@ -79,14 +78,7 @@ def main(argv=None):
     for res in run_isolated(fit_one, jobs, n_jobs=args.jobs):
         rows.append(res)
         print_table([res], cols)
-    summary = []
-    for m in args.methods:
-        row = {"method": m}
-        for L in args.layers:
-            vals = [r for r in rows if r["method"] == m and r["n_layers"] == L]
-            row[f"L{L}"] = statistics.median(r["mcc"] for r in vals)
-            row[f"L{L}|s|"] = statistics.median(r["mcc_abs"] for r in vals)
-        summary.append(row)
+    summary = depth_summary(rows, args.methods, args.layers)
     print("\nmedian MCC over data seeds", args.seeds)
     print_table(summary, list(summary[0]))
 

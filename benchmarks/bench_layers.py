@@ -24,7 +24,7 @@ import os
 import statistics
 import warnings
 
-from _common import print_table, run_isolated
+from _common import depth_summary, print_table, run_isolated
 
 METHODS = ("ivae", "vae", "tcl", "gcl", "fastica")
 
@@ -129,17 +129,7 @@ def main(argv=None):
             writer = csv.DictWriter(fh, fieldnames=cols + ["model_seed"])
             writer.writeheader()
             writer.writerows(rows)
-    summary = []
-    for m in args.methods:
-        row = {"method": m}
-        for L in args.layers:
-            vals = [r for r in rows if r["method"] == m and r["n_layers"] == L]
-            row[f"L{L}"] = statistics.median(r["mcc"] for r in vals)
-            row[f"L{L}|s|"] = statistics.median(r["mcc_abs"] for r in vals)
-        row["median_s"] = statistics.median(
-            r["seconds"] for r in rows if r["method"] == m
-        )
-        summary.append(row)
+    summary = depth_summary(rows, args.methods, args.layers, with_seconds=True)
     print("\nmedian MCC over data seeds", args.seeds, "(Lk: vs s, Lk|s|: vs |s|)")
     print_table(summary, list(summary[0]))
     png = os.path.join(args.out, "layers.png")
