@@ -19,6 +19,7 @@ __all__ = ["make_continuous_aux_sources", "make_nonstationary_sources"]
 
 _ACTIVATIONS = ("xtanh", "leaky_relu")
 _SOURCES = ("gaussian", "laplace")
+_MIXINGS = ("uniform", "orthogonal")
 _SLOPE = 0.1  # slope of xtanh's linear part and of the leaky ReLU
 _N_THRESHOLD_DRAWS = 5000  # matrices drawn to estimate the condition-number threshold
 _THRESHOLD_PERCENTILE = 25.0
@@ -138,7 +139,17 @@ def _well_conditioned_matrix(n_rows, n_cols, rng):
     )
 
 
-def _draw_mixing_weights(n_sources, n_features, n_layers, reuse_weights, rng):
+def _orthogonal_matrix(n_rows, n_cols, rng):
+    """Draw a matrix with orthonormal rows (``n_rows <= n_cols``), Haar-distributed."""
+    G = rng.standard_normal((n_cols, n_rows))
+    Q, R = np.linalg.qr(G)
+    Q = Q * np.sign(np.diag(R))  # sign fix: uniform over the orthogonal group
+    return Q.T
+
+
+def _draw_mixing_weights(
+    n_sources, n_features, n_layers, reuse_weights, rng, mixing="uniform"
+):
     """Weight matrices of the mixing MLP, first layer first.
 
     The first matrix has shape ``(n_sources, n_features)``, the others
@@ -146,7 +157,8 @@ def _draw_mixing_weights(n_sources, n_features, n_layers, reuse_weights, rng):
     drawn and used for every square layer (the first one too when
     ``n_sources == n_features``), as in the official iVAE code.
     """
-    first = _well_conditioned_matrix(n_sources, n_features, rng)
+    draw = _orthogonal_matrix if mixing == "orthogonal" else _well_conditioned_matrix
+    first = draw(n_sources, n_features, rng)
     weights = [first]
     if n_layers == 1:
         return weights
@@ -154,13 +166,10 @@ def _draw_mixing_weights(n_sources, n_features, n_layers, reuse_weights, rng):
         if n_sources == n_features:
             square = first
         else:
-            square = _well_conditioned_matrix(n_features, n_features, rng)
+            square = draw(n_features, n_features, rng)
         weights.extend([square] * (n_layers - 1))
     else:
-        weights.extend(
-            _well_conditioned_matrix(n_features, n_features, rng)
-            for _ in range(n_layers - 1)
-        )
+        weights.extend(draw(n_features, n_features, rng) for _ in range(n_layers - 1))
     return weights
 
 
@@ -211,6 +220,7 @@ def make_nonstationary_sources(
     source="gaussian",
     scale_range=(0.5, 3.0),
     reuse_weights=True,
+    mixing="uniform",
     noise=0.0,
     binary=False,
     random_state=None,
@@ -258,6 +268,13 @@ def make_nonstationary_sources(
         If True, draw one square matrix and use it in every square layer (the
         official code's behaviour). If False, draw every layer afresh, which
         gives a much harder problem.
+
+    mixing : {"uniform", "orthogonal"}, default="uniform"
+        How the mixing matrices are drawn: ``"uniform"`` entries in [-1, 1]
+        with unit-norm columns and a condition number below the 25th
+        percentile (the iVAE paper's code), or ``"orthogonal"`` (Haar-random
+        orthogonal matrices, orthonormal rows in the undercomplete first
+        layer; the kind used by the TCL and ICE-BeeM simulations).
 
     noise : float, default=0.0
         Standard deviation of additive Gaussian noise on ``f(S)``.
@@ -330,7 +347,10 @@ def make_nonstationary_sources(
     rng = check_random_state(random_state)
 
     n_samples = n_segments * n_per_segment
-    weights = _draw_mixing_weights(n_sources, n_features, n_layers, reuse_weights, rng)
+    mixing = _check_option(mixing, "mixing", _MIXINGS)
+    weights = _draw_mixing_weights(
+        n_sources, n_features, n_layers, reuse_weights, rng, mixing
+    )
     scales = rng.uniform(lo, hi, size=(n_segments, n_sources))
     u = np.repeat(np.arange(n_segments, dtype=np.int64), n_per_segment)
     S = scales[u] * _unit_variance_noise(n_samples, n_sources, source, rng)
@@ -348,6 +368,7 @@ def make_continuous_aux_sources(
     activation="xtanh",
     source="gaussian",
     reuse_weights=True,
+    mixing="uniform",
     noise=0.0,
     random_state=None,
 ):
@@ -391,6 +412,13 @@ def make_continuous_aux_sources(
     reuse_weights : bool, default=True
         If True, one square matrix is used in every square layer; if False,
         every layer is drawn afresh.
+
+    mixing : {"uniform", "orthogonal"}, default="uniform"
+        How the mixing matrices are drawn: ``"uniform"`` entries in [-1, 1]
+        with unit-norm columns and a condition number below the 25th
+        percentile (the iVAE paper's code), or ``"orthogonal"`` (Haar-random
+        orthogonal matrices, orthonormal rows in the undercomplete first
+        layer; the kind used by the TCL and ICE-BeeM simulations).
 
     noise : float, default=0.0
         Standard deviation of additive Gaussian noise on ``f(S)``.
@@ -439,7 +467,10 @@ def make_continuous_aux_sources(
     noise = _check_noise(noise)
     rng = check_random_state(random_state)
 
-    weights = _draw_mixing_weights(n_sources, n_features, n_layers, reuse_weights, rng)
+    mixing = _check_option(mixing, "mixing", _MIXINGS)
+    weights = _draw_mixing_weights(
+        n_sources, n_features, n_layers, reuse_weights, rng, mixing
+    )
     u = rng.uniform(0.0, 1.0, size=(n_samples, n_aux))
     log_std = _random_smooth_log_std(u, n_sources, rng)
     S = np.exp(log_std) * _unit_variance_noise(n_samples, n_sources, source, rng)

@@ -313,3 +313,27 @@ def test_continuous_bad_arguments(params, name):
 def test_docstring_examples():
     result = doctest.testmod(skivae.datasets, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("make", ["segments", "continuous"])
+def test_orthogonal_mixing(make):
+    from skivae.datasets import _draw_mixing_weights
+
+    rng = np.random.RandomState(0)
+    for n_s, n_f in [(3, 3), (3, 6)]:
+        weights = _draw_mixing_weights(n_s, n_f, 3, False, rng, "orthogonal")
+        assert weights[0].shape == (n_s, n_f)
+        for W in weights:
+            assert_allclose(W @ W.T, np.eye(W.shape[0]), atol=1e-10)
+    if make == "segments":
+        X, u, S = make_nonstationary_sources(
+            4, 50, 2, n_layers=1, mixing="orthogonal", random_state=0
+        )
+    else:
+        X, u, S = make_continuous_aux_sources(
+            200, 2, n_layers=1, mixing="orthogonal", random_state=0
+        )
+    W = np.linalg.lstsq(S, X, rcond=None)[0]
+    assert_allclose(W @ W.T, np.eye(2), atol=1e-8)  # a rotation: norms preserved
+    with pytest.raises(ValueError, match="mixing"):
+        make_nonstationary_sources(4, 50, 2, mixing="random")
