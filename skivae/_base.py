@@ -207,6 +207,8 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
         if self.u_type != "auto":
             return self.u_type
         arr = np.asarray(u)
+        if arr.ndim == 2 and arr.shape[1] > 1 and arr.dtype.kind in "biuf":
+            return "continuous"  # several numeric columns, e.g. one-hot codes
         if arr.dtype.kind in "biuOUS":
             return "categorical"
         if arr.dtype.kind == "f":

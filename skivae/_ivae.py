@@ -66,8 +66,9 @@ class IdentifiableVAE(_BaseLatentEstimator):
     u_type : {"auto", "categorical", "continuous"}, default="auto"
         How to read ``u``. With ``"auto"``, integer, boolean and string labels
         are categorical (a lookup table gives the prior's parameters) and
-        floats are continuous (an MLP gives them). A float array holding only
-        whole numbers is read as continuous with a warning.
+        floats are continuous (an MLP gives them). Several numeric columns
+        (covariates, or one-hot codes) are continuous. A float array holding
+        only whole numbers is read as continuous with a warning.
 
     hidden_layer_sizes : tuple of int, default=(64, 64)
         Widths of the hidden layers of the encoder (the decoder mirrors them,

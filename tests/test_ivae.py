@@ -477,3 +477,11 @@ def test_input_noise_defaults_and_validation(segment_data):
     assert _fit(Xb, ub, likelihood="bernoulli")._noise_std == 0.0
     with pytest.raises(ValueError, match="input_noise > 0 needs"):
         _fit(Xb, ub, likelihood="bernoulli", input_noise=0.1)
+
+
+def test_one_hot_u_is_read_as_continuous_covariates(segment_data):
+    X, u, _ = segment_data
+    one_hot = np.eye(12, dtype=int)[u]
+    est = _fit(X, one_hot)
+    assert est.u_type_ == "continuous" and est.n_aux_ == 12
+    assert np.isfinite(est.score(X, one_hot))
