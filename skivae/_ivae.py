@@ -5,6 +5,7 @@ from numbers import Real
 
 import numpy as np
 import torch
+from sklearn.utils import check_array, check_random_state
 
 from skivae._base import _BaseLatentEstimator
 from skivae._compat import Interval, StrOptions, _fit_context, check_is_fitted
@@ -378,8 +379,6 @@ class IdentifiableVAE(_BaseLatentEstimator):
         return self._postprocess(Xp.astype(np.float64)).astype(Z.dtype, copy=False)
 
     def _check_latents(self, Z):
-        from sklearn.utils import check_array
-
         Z = check_array(Z, dtype=[np.float64, np.float32], input_name="Z")
         if Z.shape[1] != self.n_components_:
             raise ValueError(
@@ -476,8 +475,6 @@ class IdentifiableVAE(_BaseLatentEstimator):
         Z : ndarray of shape (n_samples, `n_components_`)
         """
         check_is_fitted(self)
-        from sklearn.utils import check_random_state
-
         if u is not None:
             n_samples = len(u)
         if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
