@@ -20,6 +20,7 @@ __all__ = ["make_continuous_aux_sources", "make_nonstationary_sources"]
 _ACTIVATIONS = ("xtanh", "leaky_relu")
 _SOURCES = ("gaussian", "laplace")
 _MIXINGS = ("uniform", "orthogonal")
+_SCALE_TYPES = ("std", "var")
 _SLOPE = 0.1  # slope of xtanh's linear part and of the leaky ReLU
 _N_THRESHOLD_DRAWS = 5000  # matrices drawn to estimate the condition-number threshold
 _THRESHOLD_PERCENTILE = 25.0
@@ -219,6 +220,7 @@ def make_nonstationary_sources(
     activation="xtanh",
     source="gaussian",
     scale_range=(0.5, 3.0),
+    scale_type="std",
     reuse_weights=True,
     mixing="uniform",
     noise=0.0,
@@ -262,7 +264,18 @@ def make_nonstationary_sources(
 
     scale_range : tuple of float, default=(0.5, 3.0)
         Bounds ``(low, high)`` of the uniform distribution of the per-segment,
-        per-component standard deviations, with ``0 < low <= high``.
+        per-component scales, with ``0 < low <= high``.
+
+    scale_type : {"std", "var"}, default="std"
+        What the number drawn in ``scale_range`` is: ``"std"``, the standard
+        deviation of the source in that segment (the official iVAE code's
+        convention: with the default range the variances span ``[0.25, 9]``,
+        a strong modulation), or ``"var"``, its variance (variances in
+        ``[0.5, 3]``: a weaker modulation, so a harder problem). The same
+        ``random_state`` gives the same mixing and the same draws under
+        both conventions. Never compare results across conventions.
+
+        .. versionadded:: 0.2
 
     reuse_weights : bool, default=True
         If True, draw one square matrix and use it in every square layer (the
@@ -305,9 +318,11 @@ def make_nonstationary_sources(
 
     Notes
     -----
-    Following the official iVAE code, the number drawn uniformly in
-    ``scale_range`` multiplies unit-variance noise, so it is the standard
-    deviation: with the default range the variances span ``[0.25, 9]``.
+    By default (``scale_type="std"``), following the official iVAE code, the
+    number drawn uniformly in ``scale_range`` multiplies unit-variance noise,
+    so it is the standard deviation: with the default range the variances span
+    ``[0.25, 9]``. With ``scale_type="var"`` it is the variance, and its square
+    root multiplies the noise.
 
     Each layer's matrix has entries uniform in ``[-1, 1]`` and unit-norm columns,
     and is redrawn until its condition number is at most the 25th percentile of
@@ -342,6 +357,7 @@ def make_nonstationary_sources(
     )
     source = _check_option(source, "source", _SOURCES)
     lo, hi = _check_scale_range(scale_range)
+    scale_type = _check_option(scale_type, "scale_type", _SCALE_TYPES)
     noise = _check_noise(noise)
     binary = _check_bool(binary, "binary")
     rng = check_random_state(random_state)
@@ -352,6 +368,8 @@ def make_nonstationary_sources(
         n_sources, n_features, n_layers, reuse_weights, rng, mixing
     )
     scales = rng.uniform(lo, hi, size=(n_segments, n_sources))
+    if scale_type == "var":
+        scales = np.sqrt(scales)
     u = np.repeat(np.arange(n_segments, dtype=np.int64), n_per_segment)
     S = scales[u] * _unit_variance_noise(n_samples, n_sources, source, rng)
     X = _observe(_apply_mlp(S, weights, activation), noise, binary, rng)
@@ -367,6 +385,7 @@ def make_continuous_aux_sources(
     n_layers=3,
     activation="xtanh",
     source="gaussian",
+    scale_type="std",
     reuse_weights=True,
     mixing="uniform",
     noise=0.0,
@@ -408,6 +427,13 @@ def make_continuous_aux_sources(
     source : {"gaussian", "laplace"}, default="gaussian"
         Conditional distribution of each source given ``u`` (unit variance
         before scaling).
+
+    scale_type : {"std", "var"}, default="std"
+        Whether the modulated scale, spanning ``[0.5, 3]`` over the sample, is
+        the standard deviation (as in :func:`make_nonstationary_sources`'s
+        default) or the variance (a weaker modulation).
+
+        .. versionadded:: 0.2
 
     reuse_weights : bool, default=True
         If True, one square matrix is used in every square layer; if False,
@@ -464,6 +490,7 @@ def make_continuous_aux_sources(
     )
     n_aux = _check_int(n_aux, "n_aux", 1)
     source = _check_option(source, "source", _SOURCES)
+    scale_type = _check_option(scale_type, "scale_type", _SCALE_TYPES)
     noise = _check_noise(noise)
     rng = check_random_state(random_state)
 
@@ -473,6 +500,8 @@ def make_continuous_aux_sources(
     )
     u = rng.uniform(0.0, 1.0, size=(n_samples, n_aux))
     log_std = _random_smooth_log_std(u, n_sources, rng)
+    if scale_type == "var":
+        log_std = 0.5 * log_std  # the rescaled function is the log-variance
     S = np.exp(log_std) * _unit_variance_noise(n_samples, n_sources, source, rng)
     X = _observe(_apply_mlp(S, weights, activation), noise, False, rng)
     return X, u, S

@@ -87,6 +87,34 @@ def test_nonstationary_segment_scales_in_range():
     assert np.all(np.abs(means) < 0.1)
 
 
+def test_nonstationary_scale_type_var_draws_variances():
+    # Same seed: the same uniform draws are standard deviations under "std" and
+    # variances under "var"; the mixing is the same function.
+    kw = dict(n_segments=6, n_per_segment=20000, n_sources=2, random_state=0)
+    X_s, u, S_std = make_nonstationary_sources(**kw, n_layers=1, scale_type="std")
+    X_v, _, S_var = make_nonstationary_sources(**kw, n_layers=1, scale_type="var")
+    std_s = np.array([S_std[u == m].std(axis=0) for m in range(6)])
+    std_v = np.array([S_var[u == m].std(axis=0) for m in range(6)])
+    assert_allclose(std_v**2, std_s, rtol=0.05)  # var convention: draw = variance
+    assert np.all((std_v**2 > 0.45) & (std_v**2 < 3.1))
+    W_s = np.linalg.lstsq(S_std, X_s, rcond=None)[0]
+    W_v = np.linalg.lstsq(S_var, X_v, rcond=None)[0]
+    assert_allclose(W_s, W_v, atol=1e-8)
+
+
+def test_continuous_scale_type_var_halves_log_std():
+    kw = dict(n_samples=4000, n_sources=2, n_layers=1, random_state=1)
+    _, u_s, S_s = make_continuous_aux_sources(**kw, scale_type="std")
+    _, u_v, S_v = make_continuous_aux_sources(**kw, scale_type="var")
+    assert_allclose(u_s, u_v)
+    log_std_s = np.log(np.abs(S_s))  # log|noise| + log std
+    log_std_v = np.log(np.abs(S_v))  # log|noise| + log std / 2
+    # log std = 2 * (log_std_s - log_std_v); it spans [log 0.5, log 3]
+    log_std = 2 * (log_std_s - log_std_v)
+    assert log_std.min() > np.log(0.5) - 1e-9 and log_std.max() < np.log(3) + 1e-9
+    assert log_std.max() - log_std.min() > 0.9 * (np.log(3) - np.log(0.5))
+
+
 @pytest.mark.parametrize("source, excess_kurtosis", [("gaussian", 0.0), ("laplace", 3)])
 def test_nonstationary_source_distribution(source, excess_kurtosis):
     _, _, S = make_nonstationary_sources(
@@ -224,6 +252,7 @@ NONSTATIONARY_BAD = [
     ({"scale_range": (2.0, 1.0)}, "scale_range"),
     ({"scale_range": 1.0}, "scale_range"),
     ({"scale_range": (1.0, np.inf)}, "scale_range"),
+    ({"scale_type": "variance"}, "scale_type"),
     ({"reuse_weights": "yes"}, "reuse_weights"),
     ({"noise": -0.1}, "noise"),
     ({"noise": np.nan}, "noise"),
