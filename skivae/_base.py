@@ -1,31 +1,37 @@
 """Shared machinery of the skivae estimators.
 
-:class:`_BaseLatentEstimator` holds the parameters every estimator shares, the
-validation of ``X`` and of the auxiliary variable ``u``, seeding, device
-handling, the fit driver (restarts, early stopping, convergence warnings) and
-batched inference. Subclasses provide the model through a few hooks.
+:class:`_BaseLatentEstimator` holds the parameters every estimator shares (and
+their documentation, ``_SHARED_PARAMETERS``), the validation of ``X``, the
+auxiliary-variable encoder, seeding, device handling, the fit driver (restarts,
+early stopping, convergence warnings) and batched inference. A subclass adds
+its own parameters and builds its :class:`~skivae._core.base.LatentModel` in
+``_build_module``.
 """
 
 import contextlib
 import copy
+import inspect
 import numbers
+import re
+import textwrap
 import warnings
+from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_array, check_random_state
-
-from skivae._compat import (
-    Interval,
-    StrOptions,
-    _check_feature_names_in,
-    check_is_fitted,
-    validate_data,
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
 )
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+from skivae._aux import _AuxEncoder
+from skivae._compat import Interval, StrOptions, check_is_fitted, validate_data
 from skivae._core._torch_utils import (
+    device_available,
     resolve_device,
     to_numpy,
     to_tensor,
@@ -33,21 +39,7 @@ from skivae._core._torch_utils import (
     torch_threads,
 )
 from skivae._core.nets import ACTIVATIONS
-from skivae._core.training import DivergenceError, train
-
-_MAX_AUX_SUPPORT = 256  # rows of continuous u kept to score/sample without u
-
-
-def _device_available(device):
-    if device.type == "cuda":
-        return (
-            torch.cuda.is_available()
-            and (device.index or 0) < torch.cuda.device_count()
-        )
-    if device.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        return mps is not None and mps.is_available()
-    return True
+from skivae._core.training import DivergenceError, held_out_loss, train
 
 
 class IdentifiabilityWarning(UserWarning):
@@ -64,8 +56,136 @@ def _auto_batch_size(n_samples):
     return int(min(256, max(32, n_samples // 100)))
 
 
-class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
-    """Base class: do not use directly."""
+#: numpydoc entries of the parameters every estimator shares; a class
+#: docstring includes them with a line ``%(shared_parameters)s``.
+_SHARED_PARAMETERS = """\
+u_type : {"auto", "categorical", "continuous"}, default="auto"
+    How to read ``u``. With ``"auto"``, integer, boolean and string labels
+    are categorical (a lookup table gives the model's parameters) and
+    floats are continuous (an MLP gives them). Several numeric columns
+    (covariates, or one-hot codes) are continuous. A float array holding
+    only whole numbers is read as continuous with a warning.
+
+hidden_layer_sizes : tuple of int, default=(64, 64)
+    Widths of the hidden layers of the network that computes the latents
+    (encoder or feature extractor). The iVAE's decoder mirrors them, and
+    its prior for continuous ``u`` uses the first one.
+
+activation : {"leaky_relu", "relu", "elu", "tanh", "gelu", "silu", \
+"xtanh"}, default="leaky_relu"
+    Hidden-layer non-linearity.
+
+max_iter : int, default=40
+    Maximum number of epochs.
+
+batch_size : int or "auto", default="auto"
+    Mini-batch size; ``"auto"`` uses ``min(256, max(32, n_samples // 100))``
+    (about 100 optimiser steps per epoch or more).
+
+learning_rate_init : float, default=1e-2
+    Adam's initial learning rate, decayed by a cosine schedule over
+    ``max_iter`` epochs.
+
+early_stopping : bool, default=False
+    Hold out ``validation_fraction`` of the data, stop when its held-out
+    objective (the ELBO for the iVAE) stops improving and restore the best
+    weights.
+
+validation_fraction : float, default=0.1
+    Share of the data held out when ``early_stopping=True``.
+
+n_iter_no_change : int, default=10
+    Epochs without an improvement of at least ``tol`` (relative) before
+    training stops.
+
+tol : float, default=1e-4
+    Relative improvement of the monitored loss that counts as progress.
+
+n_init : int, default=1
+    Number of restarts from different initialisations; the one with the
+    best final held-out objective (on the training data, or on the
+    validation split with ``early_stopping=True``) is kept, like
+    ``GaussianMixture``'s ``n_init``.
+
+device : str, default="cpu"
+    ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``. A model
+    fitted on a GPU is moved back to the CPU; unpickled where that device
+    is missing, it runs its inference on the CPU.
+
+n_threads : int or None, default=1
+    Torch CPU threads used by ``fit`` and inference (restored afterwards).
+    Models of this size run fastest on one thread, and one thread per
+    process keeps parallel searches (``n_jobs``) from oversubscribing the
+    cores; ``None`` keeps torch's current setting.
+
+random_state : int, RandomState instance or None, default=None
+    Seeds everything ``fit`` draws: initialisation, mini-batch order,
+    training noise, the validation split, restarts (and TCL's FastICA).
+    Same seed, same data, CPU: identical results.
+
+verbose : int, default=0
+    Show a progress bar with the current loss."""
+
+#: numpydoc entries of the fitted attributes every estimator shares
+#: (``%(shared_attributes)s``).
+_SHARED_ATTRIBUTES = """\
+n_components_ : int
+    Number of latent components.
+module_ : LatentModel
+    The trained torch model (on CPU, in eval mode).
+loss_curve_ : list of float
+    Mean training loss per epoch (the negative ELBO for the iVAE).
+best_loss_ : float
+    Lowest value of ``loss_curve_``.
+validation_scores_ : list of float or None
+    Mean held-out objective per epoch (``early_stopping=True``), else None.
+best_validation_score_ : float or None
+    Highest value of ``validation_scores_``.
+n_iter_ : int
+    Number of epochs run.
+aux_encoder_ : object or None
+    How ``u`` is read, fitted on the training ``u`` and used again by
+    ``score`` and ``sample`` (None when fitted without ``u``).
+u_type_ : {"categorical", "continuous"} or None
+    How ``u`` was read (None: fitted without ``u``).
+aux_classes_ : ndarray or None
+    Categories of a categorical ``u``.
+n_aux_ : int
+    Number of categories, or of continuous covariates, of ``u``.
+device_ : torch.device
+    Device used for training.
+n_features_in_ : int
+    Number of features seen during :meth:`fit`.
+feature_names_in_ : ndarray of shape (`n_features_in_`,)
+    Names of features seen during :meth:`fit` (only when ``X`` has string
+    column names)."""
+
+
+def _fill_docstring(doc):
+    """Replace ``%(shared_parameters)s`` / ``%(shared_attributes)s`` lines."""
+    for key, text in (
+        ("shared_parameters", _SHARED_PARAMETERS),
+        ("shared_attributes", _SHARED_ATTRIBUTES),
+    ):
+        doc = re.sub(
+            rf"^( *)%\({key}\)s$",
+            lambda m, text=text: textwrap.indent(text, m.group(1)),
+            doc,
+            flags=re.MULTILINE,
+        )
+    return doc
+
+
+class _BaseLatentEstimator(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator, metaclass=ABCMeta
+):
+    """Base class: do not use directly.
+
+    A subclass's ``__init__`` takes ``n_components`` and its own parameters,
+    stores those and passes ``**shared`` on to this ``__init__``; its
+    signature (what ``get_params`` and ``clone`` see) is completed with the
+    shared parameters when the class is created.
+    """
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
@@ -91,28 +211,154 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
 
     #: prefix of the output feature names (``prefix0``, ``prefix1``, ...)
     _feature_prefix = "latent"
-    #: whether ``fit`` accepts ``u=None``
-    _u_optional = True
+    #: whether ``fit`` requires ``u`` (the ``target_tags.required`` tag)
+    _u_required = False
+
+    def __init__(
+        self,
+        n_components=None,
+        *,
+        u_type="auto",
+        hidden_layer_sizes=(64, 64),
+        activation="leaky_relu",
+        max_iter=40,
+        batch_size="auto",
+        learning_rate_init=1e-2,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        n_init=1,
+        device="cpu",
+        n_threads=1,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.u_type = u_type
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.n_init = n_init
+        self.device = device
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):
+            own = inspect.signature(cls.__init__).parameters
+            shared = inspect.signature(_BaseLatentEstimator.__init__).parameters
+            params = [p for p in own.values() if p.kind is not p.VAR_KEYWORD]
+            params += [p for name, p in shared.items() if name not in own]
+            cls.__init__.__signature__ = inspect.Signature(params)
+        if cls.__doc__:
+            cls.__doc__ = _fill_docstring(cls.__doc__)
 
     # ------------------------------------------------------------------ hooks
+    @abstractmethod
+    def _build_module(self, n_features, seed):
+        """A new :class:`~skivae._core.base.LatentModel` for this fit.
+
+        Called inside the restart's ``torch_seed(seed)``; ``seed`` may also
+        seed the model's fixed scoring draws.
+        """
+
+    @abstractmethod
     def _n_statistics(self):
         """Number k of sufficient statistics per component modulated by u."""
-        return 1
 
-    def _build_module(self, n_features, aux_kind, n_aux):  # pragma: no cover
-        raise NotImplementedError
+    def _aux_u_type(self):
+        """The ``u_type`` the auxiliary encoder uses."""
+        return self.u_type
 
-    def _loss(self, module, xb, ub, frac):  # pragma: no cover
-        """Per-sample training loss (lower is better)."""
-        raise NotImplementedError
+    def _check_aux(self):
+        """Subclass checks of the fitted ``aux_encoder_`` (raise ValueError)."""
 
-    def _eval_loss(self, module, xb, ub):
-        return self._loss(module, xb, ub, 1.0)
+    def _fit_x_scaling(self, X):
+        """Learn how to standardise ``X`` (per feature)."""
+        self._x_mean = X.mean(axis=0)
+        scale = X.std(axis=0)
+        scale[scale == 0] = 1.0
+        self._x_scale = scale
 
-    def _after_fit(self, X, U):
-        """Subclass hook run once the best module is chosen."""
+    def _after_fit(self, Xp, seed):
+        """Subclass hook run once the best restart is kept (``Xp``: all rows)."""
 
-    # ------------------------------------------------------------- validation
+    # ---------------------------------------------------------- fitted state
+    @property
+    def u_type_(self):
+        return None if self.aux_encoder_ is None else self.aux_encoder_.u_type_
+
+    @property
+    def aux_classes_(self):
+        return None if self.aux_encoder_ is None else self.aux_encoder_.classes_
+
+    @property
+    def n_aux_(self):
+        return 0 if self.aux_encoder_ is None else self.aux_encoder_.n_aux_
+
+    @property
+    def _n_features_out(self):
+        return self.n_components_
+
+    # -------------------------------------------------------------------- fit
+    def _fit(self, X, y):
+        with torch_threads(self.n_threads):
+            X, rng, split, seeds = self._start_fit(X)
+            U = self._fit_aux(y, X.shape[0], rng)
+            self._fit_x_scaling(X)
+            Xp = self._scale_x(X)
+            data = self._training_tensors(Xp, U, split)
+            module, hist, seed = self._fit_restarts(X.shape[1], data, seeds)
+            self._keep(module, hist)
+            self._after_fit(Xp, seed)
+        if not hist.converged:
+            warnings.warn(
+                f"{type(self).__name__} did not converge: max_iter={self.max_iter} "
+                "epochs reached before the loss stopped improving by tol. Increase "
+                "max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _start_fit(self, X):
+        """Validate ``X`` and the parameters; draw the split and restart seeds.
+
+        The seeds are drawn before the auxiliary encoder draws its support
+        rows, so training does not depend on how ``u`` is read.
+        """
+        X = validate_data(
+            self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, reset=True
+        )
+        n_samples, n_features = X.shape
+        self._check_params(n_features)
+        self.n_components_ = self.n_components or n_features
+        self.device_ = resolve_device(self.device)
+        self._fit_dtype = X.dtype
+        rng = check_random_state(self.random_state)
+        split = None
+        if self.early_stopping:
+            n_val = max(1, int(round(self.validation_fraction * n_samples)))
+            if n_samples - n_val < 2:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves fewer "
+                    f"than 2 training samples out of {n_samples}; lower it or pass "
+                    "more data."
+                )
+            perm = rng.permutation(n_samples)
+            split = (perm[:n_val], perm[n_val:])
+        seeds = [int(rng.randint(np.iinfo(np.int32).max)) for _ in range(self.n_init)]
+        return np.asarray(X, dtype=np.float64), rng, split, seeds
+
     def _check_params(self, n_features):
         for h in self.hidden_layer_sizes:
             if not isinstance(h, numbers.Integral) or isinstance(h, bool) or h < 1:
@@ -127,320 +373,109 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
                 "components than observed features. Lower n_components."
             )
 
-    def _validate_aux_fit(self, u, n_samples):
-        """Encode ``u`` for training and record how to encode it later.
-
-        Sets ``u_type_``, ``aux_classes_`` and the private encoders. Returns
-        int64 codes (categorical), a standardised float array (continuous) or
-        None.
-        """
-        self.aux_classes_ = None
-        self._aux_mean = self._aux_scale = None
-        self._aux_support = self._aux_log_weights = None
+    def _fit_aux(self, u, n_samples, rng):
+        """Fit ``aux_encoder_`` on ``u``; returns the encoded training ``u``."""
         if u is None:
-            if not self._u_optional:
-                raise ValueError(self._u_required_message())
-            self.u_type_ = None
-            self.n_aux_ = 0
+            self.aux_encoder_ = None
             return None
-        u_type = self._resolve_u_type(u)
-        if u_type == "categorical":
-            labels = self._check_categorical(u, n_samples)
-            try:
-                classes, codes = np.unique(labels, return_inverse=True)
-            except TypeError as exc:
-                raise ValueError(
-                    "u contains labels of mixed types that cannot be sorted; give "
-                    "u as one type (all strings or all numbers)."
-                ) from exc
-            self.u_type_ = "categorical"
-            self.aux_classes_ = classes
-            self.n_aux_ = len(classes)
-            counts = np.bincount(codes.ravel(), minlength=len(classes))
-            self._aux_support = np.arange(len(classes))
-            self._aux_log_weights = np.log(counts / counts.sum())
-            if len(classes) > 0.5 * n_samples and len(classes) > 1:
-                warnings.warn(
-                    f"u has {len(classes)} distinct values for {n_samples} samples, so "
-                    "most categories hold a single sample. If u is a continuous "
-                    "covariate (a time, a measurement), pass it as floats or set "
-                    "u_type='continuous'.",
-                    UserWarning,
-                    stacklevel=2,
-                )
-            n_distinct = len(classes)
-            encoded = codes.reshape(-1).astype(np.int64)
-        else:
-            U = self._check_continuous(u, n_samples)
-            self.u_type_ = "continuous"
-            self.n_aux_ = U.shape[1]
-            self._aux_mean = U.mean(axis=0)
-            scale = U.std(axis=0)
-            scale[scale == 0] = 1.0
-            self._aux_scale = scale
-            encoded = (U - self._aux_mean) / self._aux_scale
-            n_distinct = len(np.unique(U, axis=0))
-            rng = np.random.RandomState(0)
-            keep = rng.choice(
-                n_samples, min(n_samples, _MAX_AUX_SUPPORT), replace=False
-            )
-            self._aux_support = encoded[np.sort(keep)]
-            self._aux_log_weights = np.full(len(keep), -np.log(len(keep)))
-        needed = self._n_statistics() * self._n_latent(self._n_features_fit) + 1
-        if n_distinct < needed:
+        self.aux_encoder_ = _AuxEncoder(self._aux_u_type())
+        U = self.aux_encoder_.fit(u, n_samples, rng)
+        self._check_aux()
+        needed = self._n_statistics() * self.n_components_ + 1
+        if self.aux_encoder_.n_distinct_ < needed:
             warnings.warn(
-                f"u takes {n_distinct} distinct value(s), but identifiability "
-                f"(condition (iv) of Khemakhem et al. 2020) needs at least "
-                f"n_statistics * n_components + 1 = {needed} distinct values that "
-                "really change the prior. The latents may not be identifiable: "
+                f"u takes {self.aux_encoder_.n_distinct_} distinct value(s), but "
+                "identifiability (condition (iv) of Khemakhem et al. 2020) needs at "
+                f"least n_statistics * n_components + 1 = {needed} distinct values "
+                "that really change the prior. The latents may not be identifiable: "
                 "collect more distinct values of u (more segments) or lower "
                 "n_components.",
                 IdentifiabilityWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
-        return encoded
+        return U
 
-    def _u_required_message(self):
-        return f"{type(self).__name__} requires u."
-
-    def _resolve_u_type(self, u):
-        if self.u_type != "auto":
-            return self.u_type
-        arr = np.asarray(u)
-        if arr.ndim == 2 and arr.shape[1] > 1 and arr.dtype.kind in "biuf":
-            return "continuous"  # several numeric columns, e.g. one-hot codes
-        if arr.dtype.kind in "biuOUS":
-            return "categorical"
-        if arr.dtype.kind == "f":
-            flat = arr.reshape(-1) if arr.ndim <= 1 or arr.shape[1] == 1 else None
-            if flat is not None and np.all(np.isfinite(flat)) and len(flat) > 0:
-                if np.all(flat == np.round(flat)) and len(np.unique(flat)) <= 0.5 * len(
-                    flat
-                ):
-                    warnings.warn(
-                        "u is a float array whose values are all whole numbers; with "
-                        "u_type='auto' it is treated as a continuous covariate. If "
-                        "these are segment or class labels, pass them as integers or "
-                        "set u_type='categorical'.",
-                        UserWarning,
-                        stacklevel=2,
-                    )
-            return "continuous"
-        raise ValueError(
-            f"u has dtype {arr.dtype}, which is neither labels nor numbers; pass "
-            "integer or string labels (categorical u) or floats (continuous u)."
-        )
-
-    def _check_categorical(self, u, n_samples):
-        arr = np.asarray(u)
-        if arr.ndim == 2 and arr.shape[1] == 1:
-            arr = arr.ravel()
-        if arr.ndim != 1:
-            raise ValueError(
-                f"categorical u must be 1-D (one label per sample), got shape "
-                f"{arr.shape}. Pass continuous covariates as floats with "
-                "u_type='continuous'."
-            )
-        if arr.shape[0] != n_samples:
-            raise ValueError(
-                f"u has {arr.shape[0]} entries but X has {n_samples} samples; give "
-                "one value of u per row of X."
-            )
-        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            raise ValueError("u contains NaN or infinity; remove or impute those rows.")
-        if arr.dtype.kind == "O":
-            for v in arr:
-                if v is None or (isinstance(v, float) and not np.isfinite(v)):
-                    raise ValueError(
-                        "u contains missing labels (None or NaN); remove those rows."
-                    )
-        return arr
-
-    def _check_continuous(self, u, n_samples):
-        arr = np.asarray(u)
-        if arr.dtype.kind not in "biuf":
-            raise ValueError(
-                f"continuous u must be numeric, got dtype {arr.dtype}. Use "
-                "u_type='categorical' for labels."
-            )
-        if arr.ndim == 1:
-            arr = arr.reshape(-1, 1)
-        if arr.ndim != 2:
-            raise ValueError(f"continuous u must be 1-D or 2-D, got shape {arr.shape}.")
-        if arr.shape[0] != n_samples:
-            raise ValueError(
-                f"u has {arr.shape[0]} rows but X has {n_samples} samples; give "
-                "one value of u per row of X."
-            )
-        return check_array(arr, dtype=np.float64, input_name="u")
-
-    def _encode_aux(self, u, n_samples):
-        """Encode ``u`` for a fitted model (score, sample)."""
-        if self.u_type_ is None:
-            if u is not None:
-                warnings.warn(
-                    "This model was fitted without u (plain VAE); the u given here is "
-                    "ignored.",
-                    UserWarning,
-                    stacklevel=2,
-                )
-            return None
-        if u is None:
-            return None
-        if self.u_type_ == "categorical":
-            labels = self._check_categorical(u, n_samples)
-            classes = self.aux_classes_
-            try:
-                idx = np.searchsorted(classes, labels)
-            except TypeError as exc:
-                raise ValueError("u has labels of another type than at fit.") from exc
-            idx = np.clip(idx, 0, len(classes) - 1)
-            unseen = classes[idx] != labels
-            if np.any(unseen):
-                bad = np.unique(labels[unseen])[:5]
-                raise ValueError(
-                    f"u contains categories not seen during fit: {list(bad)}. "
-                    "The prior "
-                    "p(z|u) is only learned for the training categories "
-                    f"({len(classes)} of them); drop those rows or refit with them."
-                )
-            return idx.astype(np.int64)
-        U = self._check_continuous(u, n_samples)
-        if U.shape[1] != self.n_aux_:
-            raise ValueError(
-                f"u has {U.shape[1]} columns but the model was fitted with "
-                f"{self.n_aux_}; pass the same covariates as at fit."
-            )
-        return (U - self._aux_mean) / self._aux_scale
-
-    def _aux_tensor(self, U, device, dtype=torch.float32):
-        if U is None:
-            return None
-        if self.u_type_ == "categorical":
-            return to_tensor(U, device, dtype=torch.long)
-        return to_tensor(U, device, dtype=dtype)
-
-    def _n_latent(self, n_features):
-        return n_features if self.n_components is None else self.n_components
-
-    def _preprocess_fit(self, X):
-        """Standardise X (per feature); returns the transformed copy."""
-        self._x_mean = X.mean(axis=0)
-        scale = X.std(axis=0)
-        scale[scale == 0] = 1.0
-        self._x_scale = scale
-        return self._preprocess(X)
-
-    def _preprocess(self, X):
-        return (X - self._x_mean) / self._x_scale
-
-    def _postprocess(self, X):
-        return X * self._x_scale + self._x_mean
-
-    # -------------------------------------------------------------------- fit
-    def _fit(self, X, y):
-        with torch_threads(self.n_threads):
-            return self._fit_impl(X, y)
-
-    def _fit_impl(self, X, y):
-        X = validate_data(
-            self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, reset=True
-        )
-        n_samples, n_features = X.shape
-        self._n_features_fit = n_features
-        self._check_params(n_features)
-        U = self._validate_aux_fit(y, n_samples)
-        self.n_components_ = self._n_latent(n_features)
-        self.device_ = resolve_device(self.device)
-        self._fit_dtype = X.dtype
-        rng = check_random_state(self.random_state)
-        Xp = self._preprocess_fit(np.asarray(X, dtype=np.float64))
-
-        X_all, U_all = Xp, U
+    def _training_tensors(self, Xp, U, split):
+        """``(X, U, X_val, U_val)`` on ``device_`` (``X_val`` None: no split)."""
         X_val = U_val = None
-        if self.early_stopping:
-            n_val = max(1, int(round(self.validation_fraction * n_samples)))
-            if n_samples - n_val < 2:
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves fewer than "
-                    f"2 training samples out of {n_samples}; lower it or pass more "
-                    "data."
-                )
-            perm = rng.permutation(n_samples)
-            val, tr = perm[:n_val], perm[n_val:]
-            X_val, Xp = Xp[val], Xp[tr]
+        if split is not None:
+            val_rows, train_rows = split
+            X_val, Xp = Xp[val_rows], Xp[train_rows]
             if U is not None:
-                U_val, U = U[val], U[tr]
-        batch_size = (
-            _auto_batch_size(Xp.shape[0])
-            if self.batch_size == "auto"
-            else self.batch_size
+                U_val, U = U[val_rows], U[train_rows]
+        return tuple(
+            None if a is None else self._tensor(a, self.device_)
+            for a in (Xp, U, X_val, U_val)
         )
-        if self.batch_size != "auto" and self.batch_size > Xp.shape[0]:
+
+    def _batch_size(self, n_train):
+        if self.batch_size == "auto":
+            return _auto_batch_size(n_train)
+        if self.batch_size > n_train:
             warnings.warn(
-                f"batch_size={self.batch_size} is larger than the {Xp.shape[0]} "
+                f"batch_size={self.batch_size} is larger than the {n_train} "
                 "training samples; it is clipped.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=5,
             )
-        dev = self.device_
-        Xt, Ut = to_tensor(Xp, dev), self._aux_tensor(U, dev)
-        Xvt = None if X_val is None else to_tensor(X_val, dev)
-        Uvt = self._aux_tensor(U_val, dev)
-        aux_kind = self.u_type_
-        n_aux = self.n_aux_
+        return self.batch_size
 
-        best = None
-        errors = []
-        for init in range(self.n_init):
-            seed = int(rng.randint(np.iinfo(np.int32).max))
-            with torch_seed(seed, dev):
-                module = self._build_module(n_features, aux_kind, n_aux).to(dev)
-                progress = self._make_progress(init)
-                try:
-                    hist = train(
-                        lambda xb, ub, frac, m=module: self._loss(m, xb, ub, frac),
-                        module.parameters(),
-                        Xt,
-                        Ut,
-                        Xvt,
-                        Uvt,
-                        max_iter=self.max_iter,
-                        batch_size=batch_size,
-                        learning_rate=self.learning_rate_init,
-                        tol=self.tol,
-                        n_iter_no_change=self.n_iter_no_change,
-                        generator=torch.Generator().manual_seed(seed),
-                        warmup_epochs=self._warmup_epochs(),
-                        modules=[module],
-                        progress=progress,
-                        divergence_hint=self._divergence_hint(),
-                        **self._train_options(),
-                    )
-                except DivergenceError as exc:
-                    errors.append(exc)
-                    continue
-                finally:
-                    if progress is not None:
-                        progress.close()
-                # Final objective of this restart, on the monitored data.
-                Xs, Us = (Xt, Ut) if Xvt is None else (Xvt, Uvt)
-                self._seed = seed
-                final = self._mean_eval_loss(module, Xs, Us, seed)
+    def _fit_restarts(self, n_features, data, seeds):
+        """Train one model per seed; returns the best ``(module, history, seed)``."""
+        batch_size = self._batch_size(data[0].shape[0])
+        best, errors = None, []
+        for init, seed in enumerate(seeds):
+            try:
+                module, hist, final = self._fit_one(
+                    n_features, data, seed, init, batch_size
+                )
+            except DivergenceError as exc:
+                errors.append(exc)
+                continue
             if not np.isfinite(final):
                 errors.append(DivergenceError(f"final loss is {final}"))
-                continue
-            if best is None or final < best[0]:
+            elif best is None or final < best[0]:
                 best = (final, module, hist, seed)
         if best is None:
             raise FloatingPointError(
                 f"{type(self).__name__} training diverged in all {self.n_init} "
-                f"initialisation(s) (last error: {errors[-1]}). "
-                + self._divergence_hint()
+                f"initialisation(s) (last error: {errors[-1]}) Try a smaller "
+                "learning_rate_init, standardising X, or a larger batch_size; check "
+                "X for extreme values."
             )
-        final, module, hist, seed = best
+        return best[1:]
+
+    def _fit_one(self, n_features, data, seed, init, batch_size):
+        """One restart: returns the model, its history and its final held-out loss.
+
+        The final loss (``-score_samples`` on the validation split, or on the
+        training data without one) chooses between restarts.
+        """
+        X, U, X_val, U_val = data
+        with torch_seed(seed, self.device_):
+            module = self._build_module(n_features, seed).to(self.device_)
+            progress = self._make_progress(init)
+            try:
+                hist = train(
+                    module,
+                    *data,
+                    max_iter=self.max_iter,
+                    batch_size=batch_size,
+                    learning_rate=self.learning_rate_init,
+                    tol=self.tol,
+                    n_iter_no_change=self.n_iter_no_change,
+                    generator=torch.Generator().manual_seed(seed),
+                    progress=progress,
+                )
+            finally:
+                if progress is not None:
+                    progress.close()
+        if X_val is None:
+            return module, hist, held_out_loss(module, X, U)
+        return module, hist, held_out_loss(module, X_val, U_val)
+
+    def _keep(self, module, hist):
         self.module_ = module.cpu().eval()
-        self._seed = seed
         self.loss_curve_ = list(hist.train_loss)
         self.n_iter_ = hist.n_iter
         self.best_loss_ = min(hist.train_loss)
@@ -450,35 +485,13 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
         else:
             self.validation_scores_ = None
             self.best_validation_score_ = None
-        self._after_fit(X_all, U_all)
-        if not hist.converged:
-            warnings.warn(
-                f"{type(self).__name__} did not converge: max_iter={self.max_iter} "
-                "epochs reached before the loss stopped improving by tol. Increase "
-                "max_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        return self
-
-    def _warmup_epochs(self):
-        return 0
-
-    def _train_options(self):
-        return {}
-
-    def _divergence_hint(self):
-        return (
-            "Try a smaller learning_rate_init, standardising X, or a larger "
-            "batch_size; check X for extreme values."
-        )
 
     def _make_progress(self, init):
         if not self.verbose:
             return None
         from tqdm.auto import tqdm
 
-        desc = getattr(self, "_progress_name", type(self).__name__)
+        desc = type(self).__name__
         if self.n_init > 1:
             desc += f" (init {init + 1}/{self.n_init})"
         bar = tqdm(total=self.max_iter, desc=desc, unit="epoch", leave=True)
@@ -496,13 +509,48 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
 
         return _Progress()
 
-    def _mean_eval_loss(self, module, X, U, seed):
-        losses = self._batched(
-            module, X, U, lambda m, xb, ub: self._eval_loss(m, xb, ub), seed=seed
-        )
-        return float(losses.mean())
+    def _aux_support_tensors(self):
+        """Training support of ``u`` and its log-weights, for ``_build_module``."""
+        if self.aux_encoder_ is None:
+            return None, None
+        enc, cpu = self.aux_encoder_, torch.device("cpu")
+        return self._tensor(enc.support_, cpu), to_tensor(enc.log_weights_, cpu)
 
     # -------------------------------------------------------------- inference
+    @staticmethod
+    def _tensor(A, device, dtype=torch.float32):
+        """Codes (integer arrays) become LongTensors, anything else ``dtype``."""
+        if A.dtype.kind in "iu":
+            return to_tensor(A, device, dtype=torch.long)
+        return to_tensor(A, device, dtype=dtype)
+
+    def _scale_x(self, X):
+        return (X - self._x_mean) / self._x_scale
+
+    def _unscale_x(self, X):
+        return X * self._x_scale + self._x_mean
+
+    def _log_jacobian(self):
+        """log |det| of the map from the original X to the standardised one."""
+        return -float(np.sum(np.log(self._x_scale)))
+
+    def _validate_X(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+
+    def _encode_aux(self, u, n_samples):
+        """Encode ``u`` for a fitted model (score, sample); None stays None."""
+        if self.aux_encoder_ is None:
+            if u is not None:
+                warnings.warn(
+                    "This model was fitted without u (plain VAE); the u given here is "
+                    "ignored.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            return None
+        return None if u is None else self.aux_encoder_.transform(u, n_samples)
+
     def _inference_module(self):
         """A copy of ``module_`` for inference on ``device_``.
 
@@ -511,31 +559,29 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
         different batch shapes), so transforming a subset gives the same rows.
         """
         dev = self.device_
-        if dev.type != "cpu" and not _device_available(dev):
+        if not device_available(dev):
             dev = torch.device("cpu")  # e.g. a GPU-trained model unpickled on a laptop
         dtype = torch.float64 if dev.type == "cpu" else torch.float32
         return copy.deepcopy(self.module_).to(device=dev, dtype=dtype)
 
-    def _batched(self, module, X, U, fn, seed=None, batch_size=1024):
-        """Apply ``fn(module, xb, ub)`` over row batches under inference mode.
+    def _batched(self, fn, X, U=None, seed=None, batch_size=1024):
+        """Apply ``fn(model, xb, ub)`` to row batches of numpy ``X`` and ``U``.
 
-        ``X``/``U`` may be numpy arrays (moved to the device batch by batch) or
-        tensors already on the device. Returns a numpy array (or a tuple).
+        Runs on a copy of ``module_`` (see :meth:`_inference_module`) in eval
+        and inference mode, inside ``torch_seed(seed)`` when a seed is given.
+        Returns a numpy array, or a tuple of them when ``fn`` returns a tuple.
         """
+        module = self._inference_module().eval()
         param = next(module.parameters())
         dev, dtype = param.device, param.dtype
-        module.eval()
         outs = []
         ctx = torch_seed(seed, dev) if seed is not None else contextlib.nullcontext()
         with ctx, torch.inference_mode(), torch_threads(self.n_threads):
             for start in range(0, X.shape[0], batch_size):
-                xb = X[start : start + batch_size]
-                ub = None if U is None else U[start : start + batch_size]
-                if not torch.is_tensor(xb):
-                    xb = to_tensor(xb, dev, dtype=dtype)
-                    ub = self._aux_tensor(ub, dev, dtype=dtype)
-                out = fn(module, xb, ub)
-                outs.append(out)
+                rows = slice(start, start + batch_size)
+                xb = self._tensor(X[rows], dev, dtype)
+                ub = None if U is None else self._tensor(U[rows], dev, dtype)
+                outs.append(fn(module, xb, ub))
         if isinstance(outs[0], tuple):
             return tuple(
                 np.concatenate([to_numpy(o[i]) for o in outs])
@@ -543,12 +589,31 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
             )
         return np.concatenate([to_numpy(o) for o in outs])
 
-    def _validate_X(self, X):
-        check_is_fitted(self)
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+    def _features(self, X):
+        """``module_.features`` of validated ``X``, in float64."""
+        Xp = self._scale_x(np.asarray(X, dtype=np.float64))
+        return self._batched(lambda m, xb, ub: m.features(xb), Xp).astype(np.float64)
+
+    def _score_samples(self, X, u):
+        """``module_.score_samples`` of validated ``X``, on X's original scale."""
+        Xp = self._scale_x(np.asarray(X, dtype=np.float64))
+        U = self._encode_aux(u, X.shape[0])
+        scores = self._batched(lambda m, xb, ub: m.score_samples(xb, ub), Xp, U)
+        scores = scores.astype(np.float64)
+        if self.module_.log_density:
+            scores = scores + self._log_jacobian()
+        return scores
+
+    def _inverse(self, Z):
+        """``module_.inverse`` of latents ``Z``, on X's original scale (float64)."""
+        Xp = self._batched(lambda m, zb, ub: m.inverse(zb), Z)
+        return self._unscale_x(Xp.astype(np.float64))
 
     def get_feature_names_out(self, input_features=None):
         """Output feature names: ``prefix0``, ``prefix1``, ...
+
+        The prefix is ``ivae`` for :class:`IdentifiableVAE` and ``nica`` for
+        :class:`NonlinearICA` (instead of the lower-cased class name).
 
         Parameters
         ----------
@@ -559,15 +624,13 @@ class _BaseLatentEstimator(TransformerMixin, BaseEstimator):
         -------
         feature_names_out : ndarray of str objects
         """
-        check_is_fitted(self, "n_components_")
-        _check_feature_names_in(self, input_features, generate_names=False)
+        names = super().get_feature_names_out(input_features)
         return np.asarray(
-            [f"{self._feature_prefix}{i}" for i in range(self.n_components_)],
-            dtype=object,
+            [f"{self._feature_prefix}{i}" for i in range(len(names))], dtype=object
         )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        tags.target_tags.required = not self._u_optional
+        tags.target_tags.required = self._u_required
         return tags

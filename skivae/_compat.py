@@ -10,8 +10,4 @@ from sklearn.utils._param_validation import (  # noqa: F401  (private; stable 1.
     Options,
     StrOptions,
 )
-from sklearn.utils.validation import (  # noqa: F401
-    _check_feature_names_in,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import check_is_fitted, validate_data  # noqa: F401

@@ -4,16 +4,12 @@ import warnings
 from numbers import Real
 
 import numpy as np
-import torch
 from sklearn.utils import check_array, check_random_state
 
 from skivae._base import _BaseLatentEstimator
 from skivae._compat import Interval, StrOptions, _fit_context, check_is_fitted
-from skivae._core._torch_utils import to_tensor
 from skivae._core.elbo import IVAEModule
 from skivae._core.priors import N_STATISTICS, PRIORS, ConditionalPrior
-
-_N_SCORE_DRAWS = 8
 
 
 class IdentifiableVAE(_BaseLatentEstimator):
@@ -64,97 +60,11 @@ class IdentifiableVAE(_BaseLatentEstimator):
         what lets the ELBO's optimum sit at the true sources when the mixing
         is not orthogonal; ``"diag"`` is the paper's mean-field choice.
 
-    u_type : {"auto", "categorical", "continuous"}, default="auto"
-        How to read ``u``. With ``"auto"``, integer, boolean and string labels
-        are categorical (a lookup table gives the prior's parameters) and
-        floats are continuous (an MLP gives them). Several numeric columns
-        (covariates, or one-hot codes) are continuous. A float array holding
-        only whole numbers is read as continuous with a warning.
-
-    hidden_layer_sizes : tuple of int, default=(64, 64)
-        Widths of the hidden layers of the encoder (the decoder mirrors them,
-        and a continuous-``u`` prior uses the first one).
-
-    activation : {"leaky_relu", "relu", "elu", "tanh", "gelu", "silu"}, \
-            default="leaky_relu"
-        Hidden-layer non-linearity.
-
-    max_iter : int, default=40
-        Maximum number of epochs.
-
-    batch_size : int or "auto", default="auto"
-        Mini-batch size; ``"auto"`` uses ``min(256, max(32, n_samples // 100))``
-        (about 100 optimiser steps per epoch or more).
-
-    learning_rate_init : float, default=1e-2
-        Adam's initial learning rate, decayed by a cosine schedule over
-        ``max_iter`` epochs.
-
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data, stop when its ELBO stops
-        improving and restore the best weights.
-
-    validation_fraction : float, default=0.1
-        Share of the data held out when ``early_stopping=True``.
-
-    n_iter_no_change : int, default=10
-        Epochs without an improvement of at least ``tol`` (relative) before
-        training stops.
-
-    tol : float, default=1e-4
-        Relative improvement of the monitored loss that counts as progress.
-
-    n_init : int, default=1
-        Number of restarts from different initialisations; the one with the
-        best final ELBO is kept (like ``GaussianMixture``'s ``n_init``).
-
-    device : str, default="cpu"
-        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``. A model
-        fitted on a GPU is moved back to the CPU; unpickled where that device
-        is missing, it runs its inference on the CPU.
-
-    n_threads : int or None, default=1
-        Torch CPU threads used by ``fit`` and inference (restored afterwards).
-        Models of this size run fastest on one thread, and one thread per
-        process keeps parallel searches (``n_jobs``) from oversubscribing the
-        cores; ``None`` keeps torch's current setting.
-
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, mini-batch order and noise. Same seed, same data,
-        CPU: identical results.
-
-    verbose : int, default=0
-        Show a progress bar with the current loss.
+    %(shared_parameters)s
 
     Attributes
     ----------
-    n_components_ : int
-        Number of latent components.
-    module_ : torch.nn.Module
-        The trained iVAE (on CPU, in eval mode).
-    loss_curve_ : list of float
-        Mean negative ELBO per epoch on the training data.
-    best_loss_ : float
-        Lowest value of ``loss_curve_``.
-    validation_scores_ : list of float or None
-        Mean held-out ELBO per epoch (``early_stopping=True``), else None.
-    best_validation_score_ : float or None
-        Highest value of ``validation_scores_``.
-    n_iter_ : int
-        Number of epochs run.
-    u_type_ : {"categorical", "continuous"} or None
-        How ``u`` was read (None: fitted without ``u``).
-    aux_classes_ : ndarray or None
-        Categories of a categorical ``u``.
-    n_aux_ : int
-        Number of categories, or of continuous covariates, of ``u``.
-    device_ : torch.device
-        Device used for training.
-    n_features_in_ : int
-        Number of features seen during :meth:`fit`.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :meth:`fit` (only when ``X`` has string
-        column names).
+    %(shared_attributes)s
 
     See Also
     --------
@@ -207,107 +117,41 @@ class IdentifiableVAE(_BaseLatentEstimator):
         decoder_var=0.01,
         input_noise="auto",
         posterior="full",
-        u_type="auto",
-        hidden_layer_sizes=(64, 64),
-        activation="leaky_relu",
-        max_iter=40,
-        batch_size="auto",
-        learning_rate_init=1e-2,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
-        tol=1e-4,
-        n_init=1,
-        device="cpu",
-        n_threads=1,
-        random_state=None,
-        verbose=0,
+        **shared,
     ):
-        self.n_components = n_components
         self.prior = prior
         self.likelihood = likelihood
         self.decoder_var = decoder_var
         self.input_noise = input_noise
         self.posterior = posterior
-        self.u_type = u_type
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.max_iter = max_iter
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.n_init = n_init
-        self.device = device
-        self.n_threads = n_threads
-        self.random_state = random_state
-        self.verbose = verbose
+        super().__init__(n_components, **shared)
 
     # ------------------------------------------------------------------ hooks
     def _n_statistics(self):
         return N_STATISTICS[self.prior]
 
-    def _preprocess_fit(self, X):
-        self._noise_std = self._input_noise_std()
-        if self.likelihood == "bernoulli":
-            if np.any((X < 0) | (X > 1)):
-                raise ValueError(
-                    "likelihood='bernoulli' needs X with values in [0, 1] (binary "
-                    "data); use likelihood='gaussian' for real-valued X."
-                )
-            self._x_mean = np.zeros(X.shape[1])
-            self._x_scale = np.ones(X.shape[1])
-            return X
-        return super()._preprocess_fit(X)
-
-    def _build_module(self, n_features, aux_kind, n_aux):
-        n = self.n_components_
-        hidden = tuple(int(h) for h in self.hidden_layer_sizes)
-        prior = ConditionalPrior(
-            n,
-            self.prior,
-            aux_kind,
-            n_classes=n_aux if aux_kind == "categorical" else None,
-            n_aux=n_aux if aux_kind == "continuous" else None,
-            hidden_layer_sizes=hidden[:1],
-            activation=self.activation,
-        )
-        return IVAEModule(
-            n_features,
-            n,
-            prior,
-            hidden_layer_sizes=hidden,
-            activation=self.activation,
-            likelihood=self.likelihood,
-            decoder_var=None
-            if self.decoder_var == "learn"
-            else float(self.decoder_var),
-            full_cov=self.posterior == "full",
-        )
-
-    def _input_noise_std(self):
-        if self.input_noise == "auto":
-            fixed_gaussian = (
-                self.likelihood == "gaussian" and self.decoder_var != "learn"
-            )
-            return float(self.decoder_var) ** 0.5 if fixed_gaussian else 0.0
-        if self.likelihood == "bernoulli" and self.input_noise > 0:
+    def _fit_x_scaling(self, X):
+        if self.likelihood != "bernoulli":
+            return super()._fit_x_scaling(X)
+        if np.any((X < 0) | (X > 1)):
             raise ValueError(
-                "input_noise > 0 needs likelihood='gaussian': binary data cannot "
-                "take Gaussian noise. Use input_noise=0 or 'auto'."
+                "likelihood='bernoulli' needs X with values in [0, 1] (binary "
+                "data); use likelihood='gaussian' for real-valued X."
             )
-        return float(self.input_noise) ** 0.5
+        self._x_mean = np.zeros(X.shape[1])
+        self._x_scale = np.ones(X.shape[1])
 
-    def _loss(self, module, xb, ub, frac):
-        if self._noise_std > 0:
-            xb = xb + self._noise_std * torch.randn_like(xb)
-        return -module.elbo(xb, ub)
-
-    def _log_jacobian(self):
-        # Density of the original-scale X from the standardised one.
-        return -float(np.sum(np.log(self._x_scale)))
+    def _build_module(self, n_features, seed):
+        return _make_ivae_module(
+            self,
+            n_features,
+            seed,
+            prior=self.prior,
+            likelihood=self.likelihood,
+            decoder_var=self.decoder_var,
+            posterior=self.posterior,
+            input_noise=self.input_noise,
+        )
 
     # ---------------------------------------------------------------- fitting
     @_fit_context(prefer_skip_nested_validation=True)
@@ -338,6 +182,8 @@ class IdentifiableVAE(_BaseLatentEstimator):
                 UserWarning,
                 stacklevel=2,
             )
+        # An impossible combination raises before any training.
+        _input_noise_std(self.input_noise, self.likelihood, self.decoder_var)
         return self._fit(X, y)
 
     # -------------------------------------------------------------- inference
@@ -354,11 +200,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
             In ``X``'s float dtype.
         """
         X = self._validate_X(X)
-        Xp = self._preprocess(np.asarray(X, dtype=np.float64))
-        Z = self._batched(
-            self._inference_module(), Xp, None, lambda m, xb, ub: m.encode(xb)[0]
-        )
-        return Z.astype(X.dtype, copy=False)
+        return self._features(X).astype(X.dtype, copy=False)
 
     def inverse_transform(self, Z):
         """Decoder mean E[x | z], on the original scale of ``X``.
@@ -372,20 +214,8 @@ class IdentifiableVAE(_BaseLatentEstimator):
         X : ndarray of shape (n_samples, `n_features_in_`)
         """
         check_is_fitted(self)
-        Z = self._check_latents(Z)
-        Xp = self._batched(
-            self._inference_module(), Z, None, lambda m, zb, ub: m.decode(zb)
-        )
-        return self._postprocess(Xp.astype(np.float64)).astype(Z.dtype, copy=False)
-
-    def _check_latents(self, Z):
-        Z = check_array(Z, dtype=[np.float64, np.float32], input_name="Z")
-        if Z.shape[1] != self.n_components_:
-            raise ValueError(
-                f"Z has {Z.shape[1]} columns but the model has "
-                f"n_components_={self.n_components_}."
-            )
-        return Z
+        Z = _check_latents(Z, self.n_components_, "Z")
+        return self._inverse(Z).astype(Z.dtype, copy=False)
 
     def score_samples(self, X, y=None):
         """ELBO of each sample: a lower bound on log p(x | u).
@@ -402,43 +232,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
         elbo : ndarray of shape (n_samples,)
         """
         X = self._validate_X(X)
-        return self._elbo_samples(X, y)
-
-    def _elbo_samples(self, X, y):
-        """Per-sample ELBO of validated ``X`` on its original scale."""
-        Xp = self._preprocess(np.asarray(X, dtype=np.float64))
-        U = self._encode_aux(y, X.shape[0])
-        module = self._inference_module()
-        param = next(module.parameters())
-        f64, dev = param.dtype, param.device
-        eps = self._score_noise(dev).to(f64)
-        if U is None and self.u_type_ is not None:
-            support = self._aux_tensor(self._aux_support, dev, dtype=f64)
-            logw = to_tensor(self._aux_log_weights, dev, dtype=f64)
-            elbo = self._batched(
-                module,
-                Xp,
-                None,
-                lambda m, xb, ub: m.marginal_elbo(xb, support, logw, eps),
-            )
-        else:
-            elbo = self._batched(
-                module, Xp, U, lambda m, xb, ub: m.elbo(xb, ub, eps=eps)
-            )
-        return elbo.astype(np.float64) + self._log_jacobian()
-
-    def _score_noise(self, device, n_draws=_N_SCORE_DRAWS):
-        """Fixed standard-normal draws shared by every row when scoring.
-
-        Sharing them makes each sample's ELBO estimate a function of that
-        sample alone (invariant to batch composition and order) and
-        reproducible.
-        """
-        gen = torch.Generator().manual_seed(self._seed)
-        return torch.randn(n_draws, self.n_components_, generator=gen).to(device)
-
-    def _eval_loss(self, module, xb, ub):
-        return -module.elbo(xb, ub, eps=self._score_noise(xb.device))
+        return self._score_samples(X, y)
 
     def score(self, X, y=None):
         """Mean ELBO per sample (higher is better).
@@ -486,30 +280,90 @@ class IdentifiableVAE(_BaseLatentEstimator):
         )
         if u is not None:
             U = self._encode_aux(u, n_samples)
-        elif self.u_type_ is None:
+        elif self.aux_encoder_ is None:
             U = None
         else:
-            p = np.exp(self._aux_log_weights)
+            p = np.exp(self.aux_encoder_.log_weights_)
             idx = rng.choice(len(p), size=n_samples, p=p / p.sum())
-            U = self._aux_support[idx]
+            U = self.aux_encoder_.support_[idx]
         seed = int(rng.randint(np.iinfo(np.int32).max))
-        module = self._inference_module()
-        dev = next(module.parameters()).device
-        like = torch.zeros(
-            n_samples,
-            self.n_components_,
-            device=dev,
-            dtype=next(module.parameters()).dtype,
+        Xs, Z = self._batched(
+            lambda m, xb, ub: m.sample(ub, xb.shape[0]),
+            np.zeros((n_samples, 1)),
+            U,
+            seed=seed,
+        )
+        X = self._unscale_x(Xs.astype(np.float64))
+        return (
+            X.astype(self._fit_dtype, copy=False),
+            Z.astype(self._fit_dtype, copy=False),
         )
 
-        def draw(m, xb, ub):
-            loc, log_s2 = m.prior.params(ub, like[: xb.shape[0]])
-            z = m.prior.sample(loc, log_s2)
-            return m.sample_x(z), z
 
-        dummy = np.zeros((n_samples, 1))
-        Xs, Z = self._batched(module, dummy, U, draw, seed=seed)
-        X = self._postprocess(Xs.astype(np.float64))
-        return X.astype(self._fit_dtype, copy=False), Z.astype(
-            self._fit_dtype, copy=False
+def _check_latents(Z, n_components, name):
+    """Validate latents given to ``inverse_transform``."""
+    Z = check_array(Z, dtype=[np.float64, np.float32], input_name=name)
+    if Z.shape[1] != n_components:
+        raise ValueError(
+            f"{name} has {Z.shape[1]} columns but the model has "
+            f"n_components_={n_components}."
         )
+    return Z
+
+
+def _input_noise_std(input_noise, likelihood, decoder_var):
+    """Standard deviation of the training noise added to the standardised X."""
+    if input_noise == "auto":
+        fixed_gaussian = likelihood == "gaussian" and decoder_var != "learn"
+        return float(decoder_var) ** 0.5 if fixed_gaussian else 0.0
+    if likelihood == "bernoulli" and input_noise > 0:
+        raise ValueError(
+            "input_noise > 0 needs likelihood='gaussian': binary data cannot "
+            "take Gaussian noise. Use input_noise=0 or 'auto'."
+        )
+    return float(input_noise) ** 0.5
+
+
+def _make_ivae_module(
+    est,
+    n_features,
+    seed,
+    *,
+    prior,
+    likelihood="gaussian",
+    decoder_var=0.01,
+    posterior="full",
+    input_noise="auto",
+):
+    """The :class:`IVAEModule` for a fit of ``est`` (IdentifiableVAE or NonlinearICA).
+
+    ``est`` gives the shared settings (network, ``n_components_``, the
+    fitted ``aux_encoder_``); the keywords give the iVAE's own.
+    """
+    hidden = tuple(int(h) for h in est.hidden_layer_sizes)
+    enc = est.aux_encoder_
+    aux = None if enc is None else enc.u_type_
+    conditional_prior = ConditionalPrior(
+        est.n_components_,
+        prior,
+        aux,
+        n_classes=enc.n_aux_ if aux == "categorical" else None,
+        n_aux=enc.n_aux_ if aux == "continuous" else None,
+        hidden_layer_sizes=hidden[:1],
+        activation=est.activation,
+    )
+    support, log_weights = est._aux_support_tensors()
+    return IVAEModule(
+        n_features,
+        est.n_components_,
+        conditional_prior,
+        hidden_layer_sizes=hidden,
+        activation=est.activation,
+        likelihood=likelihood,
+        decoder_var=None if decoder_var == "learn" else float(decoder_var),
+        full_cov=posterior == "full",
+        input_noise_std=_input_noise_std(input_noise, likelihood, decoder_var),
+        score_seed=seed,
+        aux_support=support,
+        aux_log_weights=log_weights,
+    )

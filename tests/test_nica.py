@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from skivae import IdentifiabilityWarning, NonlinearICA
+from skivae import IdentifiabilityWarning, IdentifiableVAE, NonlinearICA
 from skivae.datasets import make_continuous_aux_sources, make_nonstationary_sources
 from skivae.metrics import mean_corr_coef
 
@@ -308,11 +308,17 @@ def test_score_is_finite_and_deterministic(segment_data, method):
     assert est.score(X, u) == score
 
 
-def test_gcl_score_needs_two_samples(segment_data):
+@pytest.mark.parametrize("method", METHODS)
+def test_score_is_a_mean_over_rows_scored_independently(segment_data, method):
     X, u, _ = segment_data
-    est = _fit(X, u, method="gcl")
-    with pytest.raises(ValueError, match="at least 2 samples"):
-        est.score(X[:1], u[:1])
+    est = _fit(X, u, method=method)
+    # Scoring the rows in two parts (even a single row) gives the same mean:
+    # each row's term depends on that row only (GCL's negatives included).
+    k = 1
+    parts = k * est.score(X[:k], u[:k]) + (len(X) - k) * est.score(X[k:], u[k:])
+    assert parts / len(X) == pytest.approx(est.score(X, u), rel=1e-9)
+    order = np.random.RandomState(0).permutation(len(X))
+    assert est.score(X[order], u[order]) == pytest.approx(est.score(X, u), rel=1e-9)
 
 
 @pytest.mark.parametrize("method", CONTRASTIVE)
@@ -323,11 +329,18 @@ def test_contrastive_score_needs_u(segment_data, method):
         est.score(X)
 
 
-def test_ivae_score_without_u_uses_marginal_prior(segment_data):
+def test_ivae_method_is_the_identifiable_vae(segment_data):
     X, u, _ = segment_data
     est = _fit(X, u, method="ivae")
-    assert np.isfinite(est.score(X))
-    assert est.score(X) == est.ivae_.score(X)
+    ivae = IdentifiableVAE(**FAST).fit(X, u)
+    # Same model, same training: the sources are the iVAE's latents,
+    # standardised, and the scores are the iVAE's ELBOs.
+    Z = ivae.transform(X)
+    assert_allclose(est.transform(X), (Z - Z.mean(0)) / Z.std(0), atol=1e-10)
+    assert est.score(X, u) == ivae.score(X, u)
+    # Without u, the marginal prior.
+    assert est.score(X) == ivae.score(X)
+    assert est.score(X) < est.score(X, u)
 
 
 @pytest.mark.parametrize("method", CONTRASTIVE)

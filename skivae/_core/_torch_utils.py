@@ -6,26 +6,28 @@ import numpy as np
 import torch
 
 
+def device_available(device):
+    """Whether the :class:`torch.device` ``device`` can be used here."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and (
+            device.index is None or device.index < torch.cuda.device_count()
+        )
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return mps is not None and mps.is_available()
+    return device.type == "cpu"
+
+
 def resolve_device(device):
-    """Turn a user ``device`` string into an available :class:`torch.device`.
+    """Turn a ``device`` string into an available :class:`torch.device`.
 
     ``"auto"`` picks CUDA, then MPS, then CPU. An unknown or unavailable device
     raises ``ValueError``.
     """
-    if device is None:
-        device = "cpu"
-    if isinstance(device, torch.device):
-        device = str(device)
-    if not isinstance(device, str):
-        raise ValueError(
-            f"device must be a string such as 'cpu' or 'cuda', got {device!r}."
-        )
     if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
+        for name in ("cuda", "mps"):
+            if device_available(torch.device(name)):
+                return torch.device(name)
         return torch.device("cpu")
     try:
         dev = torch.device(device)
@@ -34,28 +36,21 @@ def resolve_device(device):
             f"device={device!r} is not a valid torch device; use 'cpu', 'cuda', "
             "'cuda:N', 'mps' or 'auto'."
         ) from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device={device!r} was requested but CUDA is not available; use "
-                "device='cpu' or device='auto'."
-            )
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(
+            f"device={device!r} is not supported; use 'cpu', 'cuda', 'cuda:N', 'mps' "
+            "or 'auto'."
+        )
+    if not device_available(dev):
+        what = "CUDA" if dev.type == "cuda" else "MPS"
+        if dev.type == "cuda" and torch.cuda.is_available():
             raise ValueError(
                 f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) "
                 "are available."
             )
-    elif dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ValueError(
-                f"device={device!r} was requested but MPS is not available; use "
-                "device='cpu' or device='auto'."
-            )
-    elif dev.type != "cpu":
         raise ValueError(
-            f"device={device!r} is not supported; use 'cpu', 'cuda', 'cuda:N', 'mps' "
-            "or 'auto'."
+            f"device={device!r} was requested but {what} is not available; use "
+            "device='cpu' or device='auto'."
         )
     return dev
 

@@ -12,8 +12,9 @@ regression on the auxiliary variable ``u``:
   from pairs whose ``u`` was shuffled within the mini-batch. The features
   estimate the sources directly (up to component-wise transformations).
 
-Every ``loss`` returns a per-sample loss of shape ``(batch,)``, to be
-minimised by :func:`skivae._core.training.train`.
+Both are :class:`~skivae._core.base.LatentModel` subclasses: ``loss`` is the
+per-sample training loss minimised by :func:`skivae._core.training.train`
+and ``score_samples`` its deterministic held-out counterpart.
 """
 
 import math
@@ -22,12 +23,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from skivae._core.base import LatentModel
 from skivae._core.nets import ACTIVATIONS, make_mlp
 
 AUX_KINDS = ("categorical", "continuous")
 
 
-class TCLModule(nn.Module):
+class TCLModule(LatentModel):
     """Time-contrastive learning: classify the segment of each observation.
 
     The network is an MLP ``h(x)`` with ``n_components`` linear outputs,
@@ -53,16 +55,14 @@ class TCLModule(nn.Module):
 
     Notes
     -----
-    :meth:`features` returns ``h(x)``, the feature MLP's output *before*
-    the absolute value; the classifier sees ``features(x).abs()``, which is
-    the feature vector of the TCL paper (and the one the official TCL code
-    applies FastICA to, comparing the result with ``|s|``). The loss only
-    constrains ``|h(x)|``, so the sign of each ``h_i`` is not identified:
-    with zero-mean, scale-modulated sources ``h_i`` is often a folded
-    (``|s|``-like) map of the source and linear ICA of ``h`` need not
-    recover ``s``. Apply linear ICA to ``features(x).abs()`` to estimate
-    the sources as TCL does; ``h`` itself keeps whatever sign information
-    the network happened to retain.
+    :meth:`features` returns ``|h(x)|``, the input of the classifier and
+    the feature vector of the TCL paper (the one the official TCL code
+    applies FastICA to, comparing the result with ``|s|``); ``h(x)`` itself
+    is ``feature_net(x)``. The loss only constrains ``|h(x)|``, so the sign
+    of each ``h_i`` is not identified: with zero-mean, scale-modulated
+    sources ``h_i`` is often a folded (``|s|``-like) map of the source.
+    Apply linear ICA to :meth:`features` to estimate the sources as TCL
+    does.
     """
 
     def __init__(
@@ -87,12 +87,12 @@ class TCLModule(nn.Module):
         nn.init.zeros_(self.classifier.bias)
 
     def features(self, x):
-        """Feature vector ``h(x)`` before the final ``|.|``: ``(B, n_components)``."""
-        return self.feature_net(x)
+        """Feature vector ``|h(x)|``, shape ``(B, n_components)``."""
+        return self.feature_net(x).abs()
 
     def logits(self, x):
         """Unnormalised segment log-probabilities, shape ``(B, n_classes)``."""
-        return self.classifier(self.features(x).abs())
+        return self.classifier(self.features(x))
 
     def loss(self, x, u):
         """Per-sample cross-entropy of the segment labels ``u``, shape ``(B,)``.
@@ -104,6 +104,14 @@ class TCLModule(nn.Module):
             Segment codes in ``0 .. n_classes - 1``.
         """
         return F.cross_entropy(self.logits(x), u, reduction="none")
+
+    def score_samples(self, x, u):
+        """Log-probability of the true segment of each sample, shape ``(B,)``."""
+        if u is None:
+            raise ValueError(
+                "score needs u: the TCL objective classifies the segment u."
+            )
+        return -self.loss(x, u)
 
 
 class _ComponentwiseMLP(nn.Module):
@@ -126,7 +134,7 @@ class _ComponentwiseMLP(nn.Module):
         return (hidden * self.w2).sum(-1)
 
 
-class GCLModule(nn.Module):
+class GCLModule(LatentModel):
     """Generalized contrastive learning: tell true ``(x, u)`` pairs from shuffled ones.
 
     A binary logistic regression with logit ``r(x, u)`` separates the true
@@ -180,6 +188,9 @@ class GCLModule(nn.Module):
         Hidden width of each per-component MLP ``m_i``; 0 leaves ``m`` out.
     baseline_hidden : tuple of int or None, default=(16, 16)
         Hidden widths of the x-only MLP ``r0``; ``None`` leaves it out.
+    aux_support, aux_log_weights : Tensor or None
+        Training values of ``u`` and their log-weights (the distribution of
+        the negatives), needed by :meth:`score_samples`.
 
     Notes
     -----
@@ -193,7 +204,10 @@ class GCLModule(nn.Module):
 
     The loss draws negatives with :func:`torch.randperm` on ``u``'s device,
     i.e. from torch's global generator: seed it (``torch.manual_seed``) for
-    reproducible training.
+    reproducible training. :meth:`score_samples` replaces the shuffle by its
+    expectation: every row is contrasted with every training value of ``u``,
+    weighted by its frequency, which is deterministic and makes each row's
+    score independent of the other rows.
     """
 
     def __init__(
@@ -209,6 +223,8 @@ class GCLModule(nn.Module):
         aux_hidden=(32,),
         marginal_hidden=16,
         baseline_hidden=(16, 16),
+        aux_support=None,
+        aux_log_weights=None,
     ):
         super().__init__()
         if aux not in AUX_KINDS:
@@ -238,6 +254,7 @@ class GCLModule(nn.Module):
         else:
             self.baseline = make_mlp(n_features, baseline_hidden, 1, activation)
             nn.init.zeros_(self.baseline[-1].weight)
+        self._register_aux_support(aux_support, aux_log_weights)
 
     def features(self, x):
         """Feature vector ``h(x)``, shape ``(B, n_components)``."""
@@ -267,6 +284,22 @@ class GCLModule(nn.Module):
         h, free = self._x_terms(x)
         return self._regression(h, free, u)
 
+    def _logistic_loss(self, x, u, u_neg, log_weights=None):
+        """``softplus(-r(x, u)) + E[softplus(r(x, u'))]`` over the negatives u'.
+
+        ``u_neg`` holds one negative per row (like ``u``), or, with
+        ``log_weights``, C negatives shared by every row whose expectation is
+        taken with weights ``exp(log_weights)``.
+        """
+        h, free = self._x_terms(x)
+        r_pos = self._regression(h, free, u)
+        if log_weights is None:
+            negative = F.softplus(self._regression(h, free, u_neg))
+        else:  # (B, 1, n) against (C, n): one logit per row and negative
+            r_neg = self._regression(h[:, None], free[:, None], u_neg)
+            negative = (F.softplus(r_neg) * log_weights.exp()).sum(-1)
+        return F.softplus(-r_pos) + negative
+
     def loss(self, x, u):
         """Per-sample logistic loss, shape ``(B,)``.
 
@@ -278,8 +311,18 @@ class GCLModule(nn.Module):
         x : Tensor of shape (B, n_features)
         u : LongTensor of shape (B,) or Tensor of shape (B, n_aux)
         """
-        h, free = self._x_terms(x)
         perm = torch.randperm(u.shape[0], device=u.device)
-        r_pos = self._regression(h, free, u)
-        r_neg = self._regression(h, free, u[perm])
-        return F.softplus(-r_pos) + F.softplus(r_neg)
+        return self._logistic_loss(x, u, u[perm])
+
+    def score_samples(self, x, u):
+        """Minus the expected logistic loss over the training values of u.
+
+        The negatives of each row are all of ``aux_support``, weighted by
+        ``aux_log_weights``: the expectation of :meth:`loss` over shuffles.
+        """
+        if u is None:
+            raise ValueError(
+                "score needs u: the GCL objective tells true (x, u) pairs from "
+                "shuffled ones."
+            )
+        return -self._logistic_loss(x, u, self.aux_support, self.aux_log_weights)

@@ -50,8 +50,7 @@ def _continuous_data(seed=0, n=N_SEGMENTS * N_PER_SEGMENT):
 
 def _fit(module, x, u, *, max_iter, learning_rate, seed=0):
     return train(
-        lambda xb, ub, frac: module.loss(xb, ub),
-        module.parameters(),
+        module,
         x,
         u,
         max_iter=max_iter,
@@ -59,7 +58,6 @@ def _fit(module, x, u, *, max_iter, learning_rate, seed=0):
         learning_rate=learning_rate,
         n_iter_no_change=max_iter,
         generator=torch.Generator().manual_seed(seed),
-        modules=[module],
     )
 
 
@@ -99,9 +97,10 @@ def test_tcl_shapes_and_per_sample_loss():
     x, u = torch.randn(10, 3), torch.randint(0, 5, (10,))
     h = module.features(x)
     assert h.shape == (10, 2)
+    torch.testing.assert_close(h, module.feature_net(x).abs())  # |h(x)|
     logits = module.logits(x)
     assert logits.shape == (10, 5)
-    torch.testing.assert_close(logits, module.classifier(h.abs()))
+    torch.testing.assert_close(logits, module.classifier(h))
     loss = module.loss(x, u)
     assert loss.shape == (10,)
     assert torch.isfinite(loss).all()
@@ -110,6 +109,12 @@ def test_tcl_shapes_and_per_sample_loss():
     torch.testing.assert_close(
         loss, torch.cat([module.loss(x[:4], u[:4]), module.loss(x[4:], u[4:])])
     )
+    # The held-out score is the log-probability of the true segment.
+    torch.testing.assert_close(
+        module.score_samples(x, u), torch.log_softmax(logits, -1)[torch.arange(10), u]
+    )
+    with pytest.raises(ValueError, match="needs u"):
+        module.score_samples(x, None)
 
 
 @pytest.mark.parametrize("aux", ["categorical", "continuous"])
@@ -145,6 +150,43 @@ def test_gcl_starts_at_chance_with_categorical_u():
     x, u = torch.randn(10, 3), torch.randint(0, 4, (10,))
     torch.testing.assert_close(module.regression(x, u), torch.zeros(10))
     torch.testing.assert_close(module.loss(x, u), torch.full((10,), 2 * math.log(2)))
+
+
+@pytest.mark.parametrize("aux", ["categorical", "continuous"])
+def test_gcl_score_is_the_expected_loss_over_the_support(aux):
+    torch.manual_seed(0)
+    support = torch.arange(4) if aux == "categorical" else torch.randn(5, 2)
+    log_w = torch.log_softmax(torch.randn(len(support)), 0)
+    module = _gcl(
+        aux, hidden_layer_sizes=(8,), aux_support=support, aux_log_weights=log_w
+    )
+    _randomize_(module)
+    x, u = torch.randn(10, 3), _aux(aux, 10)
+    # Each row against every training value of u, weighted by its frequency.
+    r = module.regression(x, u)
+    r_neg = torch.stack(
+        [
+            module.regression(x, support[c].expand(10, *support.shape[1:]))
+            for c in range(len(support))
+        ],
+        dim=1,
+    )
+    expected = F.softplus(-r) + (F.softplus(r_neg) * log_w.exp()).sum(-1)
+    torch.testing.assert_close(module.score_samples(x, u), -expected)
+    # Deterministic, and each row depends on that row only.
+    torch.testing.assert_close(
+        module.score_samples(x, u),
+        torch.cat(
+            [module.score_samples(x[:3], u[:3]), module.score_samples(x[3:], u[3:])]
+        ),
+    )
+    # With the batch's own u as support (uniform weights), the score is the
+    # loss's expectation over the shuffles of the batch.
+    module._register_aux_support(u, torch.full((10,), -math.log(10)))
+    losses = torch.stack([module.loss(x, u) for _ in range(3000)]).mean(0)
+    torch.testing.assert_close(losses, -module.score_samples(x, u), atol=0.03, rtol=0)
+    with pytest.raises(ValueError, match="needs u"):
+        module.score_samples(x, None)
 
 
 @pytest.mark.parametrize(

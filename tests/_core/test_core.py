@@ -1,4 +1,4 @@
-"""Unit tests of the PyTorch core: priors, the iVAE module, the training loop."""
+"""Unit tests of the PyTorch core: priors, networks, the iVAE module, torch utils."""
 
 import math
 
@@ -10,7 +10,6 @@ from skivae._core._torch_utils import resolve_device, to_numpy, to_tensor, torch
 from skivae._core.elbo import IVAEModule
 from skivae._core.nets import GaussianHead, gaussian_sample, make_mlp, marginal_variance
 from skivae._core.priors import ConditionalPrior
-from skivae._core.training import DivergenceError, train
 
 
 def _mc_kl(prior, mean, logvar, lower, loc, log_s2, n=200_000):
@@ -122,7 +121,8 @@ def test_marginal_elbo_equals_conditional_with_a_single_category():
     # A one-component mixture is the conditional prior: both bounds agree in
     # expectation (closed-form KL vs its Monte-Carlo estimate).
     cond = m.elbo(x, torch.zeros(5, dtype=torch.long), eps=eps)
-    marg = m.marginal_elbo(x, torch.tensor([0]), torch.zeros(1), eps=eps)
+    m._register_aux_support(torch.tensor([0]), torch.zeros(1))
+    marg = m.marginal_elbo(x, eps=eps)
     assert_close(cond, marg, atol=0.05, rtol=0.01)
 
 
@@ -142,94 +142,6 @@ def test_bernoulli_decoder_outputs_probabilities():
     assert torch.all(torch.isfinite(m.elbo(x, torch.tensor([0, 1, 2, 0]))))
 
 
-def _toy_problem():
-    torch.manual_seed(0)
-    X = torch.randn(256, 3)
-    U = torch.randint(0, 3, (256,))
-    return X, U
-
-
-def test_train_reduces_loss_and_reports_history():
-    X, U = _toy_problem()
-    m = _module()
-    hist = train(
-        lambda xb, ub, f: -m.elbo(xb, ub),
-        m.parameters(),
-        X,
-        U,
-        max_iter=15,
-        batch_size=32,
-        learning_rate=1e-2,
-        modules=[m],
-        generator=torch.Generator().manual_seed(0),
-        n_iter_no_change=100,
-    )
-    assert hist.n_iter == 15 and hist.n_steps == 15 * 8
-    assert hist.train_loss[-1] < hist.train_loss[0]
-    assert not hist.converged and hist.val_loss is None
-    assert not m.training  # eval mode at the end
-
-
-def test_train_early_stopping_restores_best_weights():
-    X, U = _toy_problem()
-    m = _module()
-    # A huge learning rate makes the validation loss bounce: the restored
-    # weights must be those of the best validation epoch.
-    hist = train(
-        lambda xb, ub, f: -m.elbo(xb, ub, eps=torch.zeros(1, 2)),
-        m.parameters(),
-        X[:200],
-        U[:200],
-        X[200:],
-        U[200:],
-        max_iter=12,
-        batch_size=32,
-        learning_rate=0.3,
-        modules=[m],
-        n_iter_no_change=3,
-        generator=torch.Generator().manual_seed(0),
-        lr_decay=False,
-    )
-    with torch.no_grad():
-        val = float(-m.elbo(X[200:], U[200:], eps=torch.zeros(1, 2)).mean())
-    assert val == pytest.approx(min(hist.val_loss), rel=1e-4)
-    assert hist.best_loss == min(hist.val_loss)
-
-
-def test_train_stops_when_converged():
-    X, U = _toy_problem()
-    w = torch.nn.Parameter(torch.zeros(1))
-    # The loss is constant: no improvement, so training stops after
-    # n_iter_no_change epochs.
-    hist = train(
-        lambda xb, ub, f: (w * 0 + 1).expand(xb.shape[0]),
-        [w],
-        X,
-        U,
-        max_iter=50,
-        batch_size=64,
-        n_iter_no_change=3,
-        generator=torch.Generator().manual_seed(0),
-    )
-    assert hist.converged and hist.n_iter == 4
-
-
-def test_train_raises_on_divergence():
-    X, U = _toy_problem()
-    w = torch.nn.Parameter(torch.ones(1))
-    with pytest.raises(DivergenceError, match="diverged.*try this"):
-        train(
-            lambda xb, ub, f: (w * float("nan")).expand(xb.shape[0]),
-            [w],
-            X,
-            U,
-            max_iter=3,
-            batch_size=64,
-            divergence_hint="try this",
-            generator=torch.Generator().manual_seed(0),
-        )
-
-
 def test_torch_seed_restores_global_state_and_is_reproducible():
     state = torch.get_rng_state()
     with torch_seed(3, torch.device("cpu")):
@@ -247,6 +159,9 @@ def test_device_resolution():
         resolve_device("banana")
     with pytest.raises(ValueError, match="not supported"):
         resolve_device("meta")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda:0")
 
 
 def test_tensor_round_trip():

@@ -1,0 +1,140 @@
+"""The training loop: it drives any LatentModel through its interface only."""
+
+import pytest
+import torch
+
+from skivae._core.base import LatentModel
+from skivae._core.elbo import IVAEModule
+from skivae._core.priors import ConditionalPrior
+from skivae._core.training import DivergenceError, held_out_loss, train
+
+
+class _Recording(LatentModel):
+    """A linear model that records which methods are called, and how."""
+
+    def __init__(self, value=None):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2)
+        self.value = value  # a constant loss, or None for a real one
+        self.calls = []
+
+    def loss(self, x, u):
+        self.calls.append(("loss", self.training, torch.is_grad_enabled()))
+        if self.value is not None:
+            return (self.lin.bias.sum() * 0 + self.value).expand(x.shape[0])
+        return ((self.lin(x) - u[:, None].float()) ** 2).sum(-1)
+
+    def score_samples(self, x, u):
+        self.calls.append(("score_samples", self.training, torch.is_grad_enabled()))
+        return -((self.lin(x) - u[:, None].float()) ** 2).sum(-1)
+
+    def features(self, x):  # pragma: no cover - train must not call it
+        self.calls.append(("features",))
+        return self.lin(x)
+
+
+def _toy_problem():
+    torch.manual_seed(0)
+    X = torch.randn(256, 3)
+    U = torch.randint(0, 3, (256,))
+    return X, U
+
+
+def _ivae(n_classes=3):
+    prior = ConditionalPrior(2, "gaussian", "categorical", n_classes=n_classes)
+    return IVAEModule(3, 2, prior, hidden_layer_sizes=(8,))
+
+
+def _train(model, X, U, X_val=None, U_val=None, **kw):
+    kw = {
+        "max_iter": 15,
+        "batch_size": 32,
+        "learning_rate": 1e-2,
+        "n_iter_no_change": 100,
+        "generator": torch.Generator().manual_seed(0),
+        **kw,
+    }
+    return train(model, X, U, X_val, U_val, **kw)
+
+
+def test_train_calls_only_the_interface():
+    X, U = _toy_problem()
+    model = _Recording()
+    hist = _train(model, X[:192], U[:192], X[192:], U[192:], max_iter=3)
+    names = [c[0] for c in model.calls]
+    # One loss call per step (in train mode, with gradients), one held-out
+    # pass per epoch (eval mode, no gradients), nothing else.
+    assert names.count("loss") == hist.n_steps == 3 * 6
+    assert names.count("score_samples") == 3
+    assert "features" not in names
+    assert all(c[1:] == (True, True) for c in model.calls if c[0] == "loss")
+    assert all(c[1:] == (False, False) for c in model.calls if c[0] != "loss")
+    assert hist.val_loss[-1] == pytest.approx(held_out_loss(model, X[192:], U[192:]))
+
+
+def test_train_reduces_loss_and_reports_history():
+    X, U = _toy_problem()
+    m = _ivae()
+    hist = _train(m, X, U)
+    assert hist.n_iter == 15 and hist.n_steps == 15 * 8
+    assert hist.train_loss[-1] < hist.train_loss[0]
+    assert not hist.converged and hist.val_loss is None
+    assert not m.training  # eval mode at the end
+
+
+def test_train_early_stopping_restores_best_weights():
+    X, U = _toy_problem()
+    m = _ivae()
+    # A huge learning rate makes the validation loss bounce: the restored
+    # weights must be those of the best validation epoch.
+    hist = _train(
+        m,
+        X[:200],
+        U[:200],
+        X[200:],
+        U[200:],
+        max_iter=30,
+        learning_rate=0.3,
+        n_iter_no_change=3,
+    )
+    assert hist.converged and hist.n_iter < 30
+    assert min(hist.val_loss) < hist.val_loss[-1]  # the last epoch was not best
+    val = held_out_loss(m, X[200:], U[200:])
+    assert val == pytest.approx(min(hist.val_loss), rel=1e-6)
+    assert hist.best_loss == min(hist.val_loss)
+
+
+def test_held_out_loss_is_minus_the_mean_score():
+    X, U = _toy_problem()
+    m = _ivae()
+    with torch.no_grad():
+        expected = -float(m.score_samples(X, U).mean())
+    assert held_out_loss(m, X, U, batch_size=7) == pytest.approx(expected, rel=1e-5)
+    assert m.training  # mode restored
+
+
+def test_train_stops_when_converged():
+    X, U = _toy_problem()
+    # The loss is constant: no improvement, so training stops after
+    # n_iter_no_change epochs.
+    hist = _train(_Recording(value=1.0), X, U, max_iter=50, n_iter_no_change=3)
+    assert hist.converged and hist.n_iter == 4
+
+
+def test_train_raises_on_divergence():
+    X, U = _toy_problem()
+    with pytest.raises(DivergenceError, match="diverged .loss is nan"):
+        _train(_Recording(value=float("nan")), X, U, max_iter=3)
+
+
+def test_same_generator_and_seed_same_training():
+    X, U = _toy_problem()
+
+    def run():
+        torch.manual_seed(1)
+        m = _ivae()
+        return _train(m, X, U, max_iter=3).train_loss, m.features(X)
+
+    (loss_a, z_a), (loss_b, z_b) = run(), run()
+    assert loss_a == loss_b
+    assert torch.equal(z_a, z_b)
