@@ -132,7 +132,12 @@ class _AuxEncoder:
         except TypeError as exc:
             raise ValueError("u has labels of another type than at fit.") from exc
         idx = np.clip(idx, 0, len(classes) - 1)
-        unseen = classes[idx] != labels
+        with warnings.catch_warnings():
+            # numpy < 2 compares labels of another type (str vs int) to a
+            # scalar False, with a FutureWarning: then every label is unseen.
+            warnings.simplefilter("ignore", FutureWarning)
+            seen = classes[idx] == labels
+        unseen = ~np.broadcast_to(seen, labels.shape)
         if np.any(unseen):
             bad = np.unique(labels[unseen])[:5].tolist()
             raise ValueError(
