@@ -161,10 +161,16 @@ feature_names_in_ : ndarray of shape (`n_features_in_`,)
     column names)."""
 
 
-def _fill_docstring(doc):
-    """Replace ``%(shared_parameters)s`` / ``%(shared_attributes)s`` lines."""
+def _fill_docstring(doc, skip=()):
+    """Replace ``%(shared_parameters)s`` / ``%(shared_attributes)s`` lines.
+
+    Shared parameters named in ``skip`` (those a subclass redefines and
+    documents itself) are left out.
+    """
+    entries = _SHARED_PARAMETERS.split("\n\n")
+    params = "\n\n".join(e for e in entries if e.split(" :")[0] not in skip)
     for key, text in (
-        ("shared_parameters", _SHARED_PARAMETERS),
+        ("shared_parameters", params),
         ("shared_attributes", _SHARED_ATTRIBUTES),
     ):
         doc = re.sub(
@@ -253,14 +259,16 @@ class _BaseLatentEstimator(
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        redefined = ()
         if "__init__" in vars(cls):
             own = inspect.signature(cls.__init__).parameters
             shared = inspect.signature(_BaseLatentEstimator.__init__).parameters
             params = [p for p in own.values() if p.kind is not p.VAR_KEYWORD]
             params += [p for name, p in shared.items() if name not in own]
             cls.__init__.__signature__ = inspect.Signature(params)
+            redefined = [name for name in own if name in shared]
         if cls.__doc__:
-            cls.__doc__ = _fill_docstring(cls.__doc__)
+            cls.__doc__ = _fill_docstring(cls.__doc__, skip=redefined)
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod
@@ -292,6 +300,21 @@ class _BaseLatentEstimator(
     def _after_fit(self, Xp, seed):
         """Subclass hook run once the best restart is kept (``Xp``: all rows)."""
 
+    def _training_settings(self):
+        """``max_iter``, ``learning_rate_init`` and ``n_init`` for this fit.
+
+        Subclasses whose parameters accept ``"auto"`` resolve them here.
+        """
+        return {
+            "max_iter": self.max_iter,
+            "learning_rate_init": self.learning_rate_init,
+            "n_init": self.n_init,
+        }
+
+    def _auto_batch_size(self, n_train):
+        """The batch size ``batch_size="auto"`` stands for."""
+        return _auto_batch_size(n_train)
+
     # ---------------------------------------------------------- fitted state
     @property
     def u_type_(self):
@@ -312,6 +335,7 @@ class _BaseLatentEstimator(
     # -------------------------------------------------------------------- fit
     def _fit(self, X, y):
         with torch_threads(self.n_threads):
+            self._fit_settings = self._training_settings()
             X, rng, split, seeds = self._start_fit(X)
             U = self._fit_aux(y, X.shape[0], rng)
             self._fit_x_scaling(X)
@@ -322,7 +346,8 @@ class _BaseLatentEstimator(
             self._after_fit(Xp, seed)
         if not hist.converged:
             warnings.warn(
-                f"{type(self).__name__} did not converge: max_iter={self.max_iter} "
+                f"{type(self).__name__} did not converge: "
+                f"max_iter={self._fit_settings['max_iter']} "
                 "epochs reached before the loss stopped improving by tol. Increase "
                 "max_iter or tol.",
                 ConvergenceWarning,
@@ -356,7 +381,8 @@ class _BaseLatentEstimator(
                 )
             perm = rng.permutation(n_samples)
             split = (perm[:n_val], perm[n_val:])
-        seeds = [int(rng.randint(np.iinfo(np.int32).max)) for _ in range(self.n_init)]
+        n_init = self._fit_settings["n_init"]
+        seeds = [int(rng.randint(np.iinfo(np.int32).max)) for _ in range(n_init)]
         return np.asarray(X, dtype=np.float64), rng, split, seeds
 
     def _check_params(self, n_features):
@@ -410,7 +436,7 @@ class _BaseLatentEstimator(
 
     def _batch_size(self, n_train):
         if self.batch_size == "auto":
-            return _auto_batch_size(n_train)
+            return self._auto_batch_size(n_train)
         if self.batch_size > n_train:
             warnings.warn(
                 f"batch_size={self.batch_size} is larger than the {n_train} "
@@ -438,7 +464,7 @@ class _BaseLatentEstimator(
                 best = (final, module, hist, seed)
         if best is None:
             raise FloatingPointError(
-                f"{type(self).__name__} training diverged in all {self.n_init} "
+                f"{type(self).__name__} training diverged in all {len(seeds)} "
                 f"initialisation(s) (last error: {errors[-1]}) Try a smaller "
                 "learning_rate_init, standardising X, or a larger batch_size; check "
                 "X for extreme values."
@@ -459,9 +485,9 @@ class _BaseLatentEstimator(
                 hist = train(
                     module,
                     *data,
-                    max_iter=self.max_iter,
+                    max_iter=self._fit_settings["max_iter"],
                     batch_size=batch_size,
-                    learning_rate=self.learning_rate_init,
+                    learning_rate=self._fit_settings["learning_rate_init"],
                     tol=self.tol,
                     n_iter_no_change=self.n_iter_no_change,
                     generator=torch.Generator().manual_seed(seed),
@@ -492,9 +518,10 @@ class _BaseLatentEstimator(
         from tqdm.auto import tqdm
 
         desc = type(self).__name__
-        if self.n_init > 1:
-            desc += f" (init {init + 1}/{self.n_init})"
-        bar = tqdm(total=self.max_iter, desc=desc, unit="epoch", leave=True)
+        n_init, max_iter = self._fit_settings["n_init"], self._fit_settings["max_iter"]
+        if n_init > 1:
+            desc += f" (init {init + 1}/{n_init})"
+        bar = tqdm(total=max_iter, desc=desc, unit="epoch", leave=True)
 
         class _Progress:
             def __call__(self, epoch, train_loss, val_loss):
@@ -608,6 +635,37 @@ class _BaseLatentEstimator(
         """``module_.inverse`` of latents ``Z``, on X's original scale (float64)."""
         Xp = self._batched(lambda m, zb, ub: m.inverse(zb), Z)
         return self._unscale_x(Xp.astype(np.float64))
+
+    def _sample(self, n_samples, u, random_state):
+        """Draw ``(X, Z)`` from ``module_.sample``: ``X`` on the original scale
+        in the fit's dtype, ``Z`` the model's latents in float64."""
+        check_is_fitted(self)
+        if u is not None:
+            n_samples = len(u)
+        if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise ValueError(
+                f"n_samples must be a positive integer, got {n_samples!r}."
+            )
+        rng = check_random_state(
+            self.random_state if random_state is None else random_state
+        )
+        if u is not None:
+            U = self._encode_aux(u, n_samples)
+        elif self.aux_encoder_ is None:
+            U = None
+        else:
+            p = np.exp(self.aux_encoder_.log_weights_)
+            idx = rng.choice(len(p), size=n_samples, p=p / p.sum())
+            U = self.aux_encoder_.support_[idx]
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        Xs, Z = self._batched(
+            lambda m, xb, ub: m.sample(ub, xb.shape[0]),
+            np.zeros((n_samples, 1)),
+            U,
+            seed=seed,
+        )
+        X = self._unscale_x(Xs.astype(np.float64))
+        return X.astype(self._fit_dtype, copy=False), Z
 
     def get_feature_names_out(self, input_features=None):
         """Output feature names: ``prefix0``, ``prefix1``, ...

@@ -4,7 +4,7 @@ import warnings
 from numbers import Real
 
 import numpy as np
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_array
 
 from skivae._base import _BaseLatentEstimator
 from skivae._compat import Interval, StrOptions, _fit_context, check_is_fitted
@@ -268,36 +268,8 @@ class IdentifiableVAE(_BaseLatentEstimator):
         X : ndarray of shape (n_samples, `n_features_in_`)
         Z : ndarray of shape (n_samples, `n_components_`)
         """
-        check_is_fitted(self)
-        if u is not None:
-            n_samples = len(u)
-        if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-            raise ValueError(
-                f"n_samples must be a positive integer, got {n_samples!r}."
-            )
-        rng = check_random_state(
-            self.random_state if random_state is None else random_state
-        )
-        if u is not None:
-            U = self._encode_aux(u, n_samples)
-        elif self.aux_encoder_ is None:
-            U = None
-        else:
-            p = np.exp(self.aux_encoder_.log_weights_)
-            idx = rng.choice(len(p), size=n_samples, p=p / p.sum())
-            U = self.aux_encoder_.support_[idx]
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        Xs, Z = self._batched(
-            lambda m, xb, ub: m.sample(ub, xb.shape[0]),
-            np.zeros((n_samples, 1)),
-            U,
-            seed=seed,
-        )
-        X = self._unscale_x(Xs.astype(np.float64))
-        return (
-            X.astype(self._fit_dtype, copy=False),
-            Z.astype(self._fit_dtype, copy=False),
-        )
+        X, Z = self._sample(n_samples, u, random_state)
+        return X, Z.astype(self._fit_dtype, copy=False)
 
 
 def _check_latents(Z, n_components, name):

@@ -1,18 +1,25 @@
-"""Nonlinear ICA with an auxiliary variable: iVAE, TCL and GCL."""
+"""Nonlinear ICA with an auxiliary variable: identifiable flow, iVAE, TCL and GCL."""
 
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
+import torch
 from sklearn.decomposition import FastICA
 from sklearn.exceptions import ConvergenceWarning
 
 from skivae._base import _BaseLatentEstimator
-from skivae._compat import StrOptions, _fit_context, check_is_fitted
+from skivae._compat import Interval, StrOptions, _fit_context, check_is_fitted
 from skivae._core.contrastive import GCLModule, TCLModule
-from skivae._core.priors import N_STATISTICS, PRIORS
+from skivae._core.training import DivergenceError
+from skivae._core.flow import FlowModule
+from skivae._core.priors import N_STATISTICS, PRIORS, ConditionalPrior
 from skivae._ivae import _check_latents, _make_ivae_module
 
-_METHODS = ("ivae", "tcl", "gcl")
+_METHODS = ("flow", "ivae", "tcl", "gcl")
+#: what ``"auto"`` stands for: (max_iter, learning_rate_init, n_init)
+_AUTO_SETTINGS = {"flow": (20, 3e-2, 3)}
+_DEFAULT_SETTINGS = (40, 1e-2, 1)
 
 
 class NonlinearICA(_BaseLatentEstimator):
@@ -30,7 +37,17 @@ class NonlinearICA(_BaseLatentEstimator):
     n_components : int, default=None
         Number of sources; ``None`` uses ``n_features`` (the square case).
 
-    method : {"ivae", "tcl", "gcl"}, default="ivae"
+    method : {"flow", "ivae", "tcl", "gcl"}, default="flow"
+        - ``"flow"``: the identifiable flow, for square (``n_components ==
+          n_features``), noiseless data ``x = f(s)`` with ``f`` invertible.
+          Maximum likelihood, exact: ``log p(x|u) = log p(g(x)|u) + log
+          |det dg/dx|`` with the conditionally factorial prior of the iVAE
+          and ``g = f^-1`` an inverted MLP (linear layers and element-wise
+          monotone splines, see ``flow_depth``), so there is no encoder,
+          decoder noise or variational gap. The sources are ``g(x)``,
+          signed. Categorical or continuous ``u``. On the paper's 3-layer
+          simulation it recovers the sources much better than the iVAE
+          (see the user guide's benchmarks).
         - ``"ivae"``: the identifiable VAE (the model of
           :class:`IdentifiableVAE` with its default decoder and the same
           network settings) in the low-noise regime: maximum ELBO, the
@@ -48,8 +65,61 @@ class NonlinearICA(_BaseLatentEstimator):
           per-component terms in ``h_i(x)`` and ``u``, and ``h(x)`` gives the
           sources. Categorical or continuous ``u``.
 
+        Use ``"flow"`` when ``X`` has as many features as there are
+        sources and little noise; ``"ivae"`` when it has more features than
+        sources (``n_components < n_features``), noise, or is binary.
+
+        .. versionchanged:: 0.2
+           The default is ``"flow"`` (was ``"ivae"``).
+
     prior : {"gaussian", "gaussian_var", "laplace"}, default="gaussian"
-        Prior family of the iVAE (``method="ivae"`` only).
+        Prior family p(s|u) of the flow and the iVAE: ``"gaussian"``
+        modulates each source's mean and variance with ``u``,
+        ``"gaussian_var"`` only its variance, ``"laplace"`` its scale.
+
+    flow_depth : int, default=4
+        Number of spline blocks of the flow (``method="flow"``); it has
+        ``flow_depth + 1`` linear layers. ``L - 1`` blocks can invert an
+        MLP mixing of ``L`` layers exactly; a few more make the
+        optimisation easier.
+
+        .. versionadded:: 0.2
+
+    spline_bins : int, default=8
+        Bins of each monotone rational-quadratic spline of the flow.
+
+        .. versionadded:: 0.2
+
+    spline_bound : float, default=5.0
+        Each spline of the flow acts on ``[-spline_bound, spline_bound]``
+        (``X`` is standardised first) and is the identity outside.
+
+        .. versionadded:: 0.2
+
+    max_iter : int or "auto", default="auto"
+        Maximum number of epochs; ``"auto"`` is 20 for the flow and 40 for
+        the other methods.
+
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; ``"auto"`` is ``min(1024, max(64, n_samples //
+        40))`` for the flow and ``min(256, max(32, n_samples // 100))`` for
+        the other methods.
+
+    learning_rate_init : float or "auto", default="auto"
+        Adam's initial learning rate, decayed by a cosine schedule over
+        ``max_iter`` epochs; ``"auto"`` is 0.03 for the flow and 0.01 for
+        the other methods.
+
+    n_init : int or "auto", default="auto"
+        Number of restarts; the one with the best final objective (the exact
+        log-likelihood for the flow) on the training data, or on the
+        validation split with ``early_stopping=True``, is kept. ``"auto"``
+        is 3 for the flow (its likelihood ranks restarts by how well they
+        recover the sources) and 1 for the other methods.
+
+        .. versionchanged:: 0.2
+           ``max_iter``, ``batch_size``, ``learning_rate_init`` and
+           ``n_init`` default to ``"auto"``, resolved per method.
 
     %(shared_parameters)s
 
@@ -97,18 +167,80 @@ class NonlinearICA(_BaseLatentEstimator):
         **_BaseLatentEstimator._parameter_constraints,
         "method": [StrOptions(set(_METHODS))],
         "prior": [StrOptions(set(PRIORS))],
+        "flow_depth": [Interval(Integral, 1, None, closed="left")],
+        "spline_bins": [Interval(Integral, 2, None, closed="left")],
+        "spline_bound": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "learning_rate_init": [
+            Interval(Real, 0, None, closed="neither"),
+            StrOptions({"auto"}),
+        ],
+        "n_init": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     }
     _feature_prefix = "nica"
     _u_required = True
 
-    def __init__(self, n_components=None, *, method="ivae", prior="gaussian", **shared):
+    def __init__(
+        self,
+        n_components=None,
+        *,
+        method="flow",
+        prior="gaussian",
+        flow_depth=4,
+        spline_bins=8,
+        spline_bound=5.0,
+        max_iter="auto",
+        batch_size="auto",
+        learning_rate_init="auto",
+        n_init="auto",
+        **shared,
+    ):
         self.method = method
         self.prior = prior
-        super().__init__(n_components, **shared)
+        self.flow_depth = flow_depth
+        self.spline_bins = spline_bins
+        self.spline_bound = spline_bound
+        super().__init__(
+            n_components,
+            max_iter=max_iter,
+            batch_size=batch_size,
+            learning_rate_init=learning_rate_init,
+            n_init=n_init,
+            **shared,
+        )
 
     # ------------------------------------------------------------------ hooks
+    def _training_settings(self):
+        auto = dict(
+            zip(
+                ("max_iter", "learning_rate_init", "n_init"),
+                _AUTO_SETTINGS.get(self.method, _DEFAULT_SETTINGS),
+            )
+        )
+        return {
+            name: auto[name] if getattr(self, name) == "auto" else getattr(self, name)
+            for name in auto
+        }
+
+    def _auto_batch_size(self, n_train):
+        if self.method == "flow":
+            # Exact likelihood: larger batches, about 40 steps per epoch.
+            return int(min(1024, max(64, n_train // 40)))
+        return super()._auto_batch_size(n_train)
+
+    def _check_params(self, n_features):
+        super()._check_params(n_features)
+        if self.method == "flow" and self.n_components not in (None, n_features):
+            raise ValueError(
+                f"method='flow' needs square data: n_components={self.n_components} "
+                f"must equal n_features={n_features} (or be None). The flow inverts "
+                "an invertible mixing of as many sources as observed features; for "
+                "fewer sources than features (undercomplete) or noisy data use "
+                "method='ivae'."
+            )
+
     def _n_statistics(self):
-        if self.method == "ivae":
+        if self.method in ("flow", "ivae"):
             return N_STATISTICS[self.prior]
         return 2 if self.method == "gcl" else 1
 
@@ -133,11 +265,78 @@ class NonlinearICA(_BaseLatentEstimator):
 
     def _build_module(self, n_features, seed):
         """One branch per method: the method's LatentModel."""
+        if self.method == "flow":
+            return self._flow_module(
+                n_features, getattr(self, "_n_batched_restarts", 1)
+            )
         if self.method == "ivae":
             return _make_ivae_module(self, n_features, seed, prior=self.prior)
         if self.method == "tcl":
             return self._tcl_module(n_features)
         return self._gcl_module(n_features)
+
+    def _flow_module(self, n_features, n_restarts=1):
+        enc = self.aux_encoder_
+        priors = [
+            ConditionalPrior(
+                n_features,
+                self.prior,
+                enc.u_type_,
+                n_classes=enc.n_aux_ if enc.u_type_ == "categorical" else None,
+                n_aux=enc.n_aux_ if enc.u_type_ == "continuous" else None,
+                hidden_layer_sizes=tuple(int(h) for h in self.hidden_layer_sizes)[:1],
+                activation=self.activation,
+            )
+            for _ in range(n_restarts)
+        ]
+        flow = FlowModule(
+            n_features,
+            priors,
+            depth=self.flow_depth,
+            bins=self.spline_bins,
+            bound=self.spline_bound,
+        )
+        flow._register_aux_support(*self._aux_support_tensors())
+        return flow
+
+    def _fit_restarts(self, n_features, data, seeds):
+        """The flow trains its restarts together, as one batched model.
+
+        Each restart keeps its own parameters and gradients; the one with the
+        best exact log-likelihood on the monitored rows (validation split, or
+        training data) is kept. If the batched fit diverges, the restarts are
+        trained one by one instead, so a single bad restart cannot sink the
+        others.
+        """
+        if self.method != "flow" or len(seeds) == 1:
+            return super()._fit_restarts(n_features, data, seeds)
+        self._n_batched_restarts = len(seeds)
+        try:
+            module, hist, _ = self._fit_one(
+                n_features, data, seeds[0], 0, self._batch_size(data[0].shape[0])
+            )
+        except DivergenceError:
+            module = None
+        finally:
+            del self._n_batched_restarts
+        if module is None:
+            return super()._fit_restarts(n_features, data, seeds)
+        X, U, X_val, U_val = data
+        if X_val is not None:
+            X, U = X_val, U_val
+        with torch.inference_mode():
+            ll = torch.cat(
+                [
+                    module.restart_log_prob(X[rows], None if U is None else U[rows])
+                    for rows in torch.arange(X.shape[0], device=X.device).split(4096)
+                ],
+                dim=1,
+            ).mean(1)
+        ll = torch.where(torch.isfinite(ll), ll, torch.full_like(ll, -torch.inf))
+        self._restart_log_likelihoods = ll.cpu().numpy().astype(np.float64)
+        if not np.isfinite(self._restart_log_likelihoods).any():
+            return super()._fit_restarts(n_features, data, seeds)
+        return module.keep(int(ll.argmax())), hist, seeds[0]
 
     def _tcl_module(self, n_features):
         return TCLModule(
@@ -231,7 +430,10 @@ class NonlinearICA(_BaseLatentEstimator):
         return S.astype(X.dtype, copy=False)
 
     def inverse_transform(self, S):
-        """Map standardised sources back to observations (``method="ivae"``).
+        """Map standardised sources back to observations.
+
+        Exact for ``method="flow"`` (``x = g^-1(s)``), the decoder mean for
+        ``method="ivae"``; TCL and GCL learn no inverse and raise.
 
         Parameters
         ----------
@@ -244,8 +446,9 @@ class NonlinearICA(_BaseLatentEstimator):
         check_is_fitted(self)
         if not hasattr(self.module_, "inverse"):
             raise ValueError(
-                f"inverse_transform needs a decoder, which method={self.method!r} "
-                "does not learn; only method='ivae' supports it."
+                f"inverse_transform needs a decoder or an invertible model, which "
+                f"method={self.method!r} does not learn; method='flow' (exact "
+                "inverse) and method='ivae' (decoder mean) support it."
             )
         S = _check_latents(S, self.n_components_, "S")
         Z = S.astype(np.float64) * self._s_scale + self._s_mean
@@ -254,7 +457,10 @@ class NonlinearICA(_BaseLatentEstimator):
     def score(self, X, y=None):
         """The method's own objective on ``(X, u)``; higher is better.
 
-        ``"ivae"``: mean ELBO per sample (``u=None`` uses the marginal
+        ``"flow"``: mean exact log-likelihood ``log p(x | u)`` per sample, in
+        nats, on the original scale of ``X`` (``u=None``: ``log p(x)`` under
+        the training distribution of ``u``); it compares flows of any
+        settings honestly. ``"ivae"``: mean ELBO per sample (``u=None`` uses the marginal
         prior). ``"tcl"``: mean log-probability of the true segment.
         ``"gcl"``: minus the mean logistic loss of telling true pairs from
         pairs with another ``u``, its expectation over the training values
@@ -270,5 +476,57 @@ class NonlinearICA(_BaseLatentEstimator):
         -------
         score : float
         """
+        return float(np.mean(self.score_samples(X, y)))
+
+    def score_samples(self, X, y=None):
+        """The method's per-sample objective (see :meth:`score`).
+
+        For ``method="flow"`` this is the exact ``log p(x | u)`` of each row
+        on the original scale of ``X``; for ``"ivae"`` its ELBO.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like, default=None
+            The auxiliary variable ``u`` (required for TCL and GCL).
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+        """
         X = self._validate_X(X)
-        return float(np.mean(self._score_samples(X, y)))
+        return self._score_samples(X, y)
+
+    def sample(self, n_samples=1, u=None, random_state=None):
+        """Draw from the fitted generative model (``"flow"`` and ``"ivae"``).
+
+        ``s ~ p(s|u)``, then ``x = g^-1(s)`` (flow, exact) or ``x ~ p(x|s)``
+        (iVAE).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples (ignored when ``u`` is given: one sample per
+            value of ``u``).
+        u : array-like, default=None
+            Auxiliary values to condition on. ``None`` draws ``u`` like the
+            training data (category frequencies, or rows of continuous ``u``).
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draws; ``None`` uses the estimator's ``random_state``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, `n_features_in_`)
+            Observations on the original scale.
+        S : ndarray of shape (n_samples, `n_components_`)
+            The sources, standardised like the output of :meth:`transform`.
+        """
+        check_is_fitted(self)
+        if not hasattr(self.module_, "sample"):
+            raise ValueError(
+                f"sample needs a generative model, which method={self.method!r} "
+                "does not learn; use method='flow' or method='ivae'."
+            )
+        X, Z = self._sample(n_samples, u, random_state)
+        S = (Z.astype(np.float64) - self._s_mean) / self._s_scale
+        return X, S.astype(self._fit_dtype, copy=False)

@@ -21,7 +21,7 @@ from skivae import IdentifiabilityWarning, IdentifiableVAE, NonlinearICA
 from skivae.datasets import make_continuous_aux_sources, make_nonstationary_sources
 from skivae.metrics import mean_corr_coef
 
-METHODS = ["ivae", "tcl", "gcl"]
+METHODS = ["flow", "ivae", "tcl", "gcl"]
 CONTRASTIVE = ["tcl", "gcl"]
 FAST = dict(max_iter=3, hidden_layer_sizes=(16,), random_state=0)
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -114,7 +114,7 @@ def test_transform_does_not_need_u_and_is_deterministic(segment_data, method):
     assert_allclose(est.fit_transform(X, u), est.transform(X), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", ["ivae", "tcl", "gcl"])
 def test_n_components_defaults_to_n_features_and_may_be_smaller(method):
     X, u, _ = make_nonstationary_sources(
         8, 40, 2, n_features=3, n_layers=1, random_state=0
@@ -252,7 +252,7 @@ def test_single_valued_u_raises(segment_data, method):
             _fit(X, np.zeros(len(X), dtype=int), method=method)
 
 
-@pytest.mark.parametrize("method", ["ivae", "gcl"])
+@pytest.mark.parametrize("method", ["flow", "ivae", "gcl"])
 def test_continuous_u(method):
     X, u, _ = make_continuous_aux_sources(600, 2, n_layers=1, random_state=0)
     est = _fit(X, u, method=method)
@@ -290,11 +290,13 @@ def test_inverse_transform_reconstructs_for_ivae(segment_data):
 
 
 @pytest.mark.parametrize("method", CONTRASTIVE)
-def test_inverse_transform_needs_ivae(segment_data, method):
+def test_inverse_transform_and_sample_need_a_generative_model(segment_data, method):
     X, u, _ = segment_data
     est = _fit(X, u, method=method)
-    with pytest.raises(ValueError, match="only method='ivae'"):
+    with pytest.raises(ValueError, match=f"method='{method}' does not learn"):
         est.inverse_transform(est.transform(X))
+    with pytest.raises(ValueError, match="use method='flow' or method='ivae'"):
+        est.sample(3)
 
 
 # ---------------------------------------------------------------------- score

@@ -1,0 +1,144 @@
+"""NonlinearICA(method="flow"): the identifiable flow as an estimator."""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from skivae import NonlinearICA
+from skivae.datasets import make_nonstationary_sources
+from skivae.metrics import mean_corr_coef
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning"
+)
+FAST = dict(max_iter=3, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_nonstationary_sources(10, 60, 2, n_layers=2, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, u, _ = data
+    return NonlinearICA(**FAST).fit(X, u)
+
+
+def test_flow_is_the_default_and_auto_settings_resolve_per_method(data):
+    X, u, _ = data
+    est = NonlinearICA(**FAST).fit(X, u)
+    assert est.method == "flow"
+    assert est._fit_settings == {"max_iter": 3, "learning_rate_init": 0.03, "n_init": 3}
+    ivae = NonlinearICA(method="ivae", max_iter=2, random_state=0).fit(X, u)
+    assert ivae._fit_settings == {
+        "max_iter": 2,
+        "learning_rate_init": 0.01,
+        "n_init": 1,
+    }
+    assert NonlinearICA()._training_settings()["max_iter"] == 20
+    assert NonlinearICA()._auto_batch_size(40000) == 1000
+    assert NonlinearICA()._auto_batch_size(80000) == 1024
+    assert NonlinearICA()._auto_batch_size(1000) == 64
+
+
+def test_non_square_raises_and_points_to_ivae():
+    X, u, _ = make_nonstationary_sources(8, 30, 2, n_features=4, random_state=0)
+    with pytest.raises(ValueError, match="square data.*method='ivae'"):
+        NonlinearICA(n_components=2, **FAST).fit(X, u)
+    # n_components=None is square by definition: 4 sources from 4 features.
+    assert NonlinearICA(**FAST).fit(X, u).n_components_ == 4
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"flow_depth": 0}, "flow_depth"),
+        ({"spline_bins": 1}, "spline_bins"),
+        ({"spline_bound": -1.0}, "spline_bound"),
+        ({"n_init": "many"}, "n_init"),
+        ({"max_iter": 0}, "max_iter"),
+    ],
+)
+def test_bad_flow_parameters(data, bad, match):
+    X, u, _ = data
+    with pytest.raises(ValueError, match=match):
+        NonlinearICA(**bad).fit(X, u)
+
+
+def test_non_finite_input_raises(data):
+    X, u, _ = data
+    X = X.copy()
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        NonlinearICA(**FAST).fit(X, u)
+
+
+def test_inverse_transform_is_exact(fitted, data):
+    X, _, _ = data
+    assert_allclose(fitted.inverse_transform(fitted.transform(X)), X, atol=1e-9)
+
+
+def test_restart_with_best_likelihood_is_kept(data):
+    X, u, _ = data
+    est = NonlinearICA(**FAST).fit(X, u)
+    lls = est._restart_log_likelihoods
+    assert lls.shape == (3,) and len(np.unique(lls)) == 3  # restarts differ
+    # The kept model's training log-likelihood is the best restart's (score is
+    # on the original scale of X: add the standardisation's log-Jacobian).
+    jac = float(np.sum(np.log(est._x_scale)))
+    assert est.score(X, u) + jac == pytest.approx(lls.max(), abs=1e-4)
+    single = NonlinearICA(n_init=1, **FAST).fit(X, u)
+    assert not np.allclose(single.transform(X), est.transform(X))
+
+
+def test_score_is_an_exact_density_on_the_original_scale():
+    # 1-D data, scaled by 10: the density over x must integrate to one for
+    # each u and for the marginal, which needs the standardisation's Jacobian.
+    rng = np.random.RandomState(0)
+    u = np.repeat([0, 1, 2], 200)
+    X = 10 * np.tanh(rng.standard_normal(600) * np.array([0.5, 1.0, 2.0])[u])
+    est = NonlinearICA(max_iter=5, random_state=0).fit(X[:, None], u)
+    grid = np.linspace(-40, 40, 40001)[:, None]
+    dx = grid[1, 0] - grid[0, 0]
+    for code in (0, 2):
+        dens = np.exp(est.score_samples(grid, np.full(len(grid), code)))
+        assert dens.sum() * dx == pytest.approx(1.0, abs=2e-3)
+    assert np.exp(est.score_samples(grid)).sum() * dx == pytest.approx(1.0, abs=2e-3)
+
+
+def test_sample_is_consistent_with_transform_and_the_prior(fitted):
+    X_s, S_s = fitted.sample(4000, u=np.full(4000, 3), random_state=0)
+    # Exact inverse: transforming the samples gives back their sources.
+    assert_allclose(fitted.transform(X_s), S_s, atol=1e-7)
+    # The sources follow the learned prior of segment 3 (standardised).
+    prior = fitted.module_.prior
+    import torch
+
+    loc, log_s2 = prior.params(torch.tensor([3]), torch.zeros(1, 2))
+    mean = (loc[0].detach().numpy() - fitted._s_mean) / fitted._s_scale
+    std = np.exp(0.5 * log_s2[0].detach().numpy()) / fitted._s_scale
+    assert_allclose(S_s.mean(0), mean, atol=4 * std.max() / np.sqrt(4000))
+    assert_allclose(S_s.std(0), std, rtol=0.06)
+    X_a, _ = fitted.sample(10, random_state=1)
+    X_b, _ = fitted.sample(10, random_state=1)
+    assert_allclose(X_a, X_b)
+
+
+def test_early_stopping_selects_on_validation(data):
+    X, u, _ = data
+    est = NonlinearICA(max_iter=4, early_stopping=True, random_state=0).fit(X, u)
+    assert len(est.validation_scores_) == est.n_iter_
+    assert est.best_validation_score_ == max(est.validation_scores_)
+
+
+@pytest.mark.slow
+def test_flow_recovers_signed_sources():
+    # Bounded recovery check: 3 sources, 2 xtanh mixing layers, default settings.
+    X, u, S = make_nonstationary_sources(20, 500, 3, n_layers=2, random_state=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = NonlinearICA(random_state=0).fit(X, u)
+    assert mean_corr_coef(S, est.transform(X)) > 0.9
