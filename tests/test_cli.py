@@ -27,8 +27,9 @@ def test_demo_prints_a_table_of_both_models(capsys):
     assert "Simulation: 6 segments x 50 points, 2 sources" in out
     assert "(X: 300 x 2)" in out
     assert re.search(r"model\s+MCC\s+fit seconds", out)
-    for name in ("iVAE (with u)", "plain VAE (no u)"):
-        row = re.search(re.escape(name) + r"\s+([0-9.]+)\s+([0-9.]+)\s*$", out, re.M)
+    names = ("identifiable flow", "iVAE (with u)", "plain VAE (no u)", "FastICA")
+    for name in names:
+        row = re.search(re.escape(name) + r".*?\s+([0-9.]+)\s+([0-9.]+)\s*$", out, re.M)
         assert row is not None, f"no table row for {name!r}"
         assert 0.0 <= float(row.group(1)) <= 1.0
         assert float(row.group(2)) >= 0.0
@@ -38,7 +39,8 @@ def test_demo_prints_a_table_of_both_models(capsys):
 
 def test_demo_without_quiet_shows_progress(capsys):
     assert main(DEMO[:-1]) == 0
-    assert "IdentifiableVAE" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "IdentifiableVAE" in err and "NonlinearICA" in err
 
 
 def test_no_command_prints_help_and_returns_2(capsys):
