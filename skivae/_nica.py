@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import FastICA
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.metaestimators import available_if
 
 from skivae._base import _BaseLatentEstimator
 from skivae._compat import Interval, StrOptions, _fit_context, check_is_fitted
@@ -476,10 +477,15 @@ class NonlinearICA(_BaseLatentEstimator):
         -------
         score : float
         """
-        return float(np.mean(self.score_samples(X, y)))
+        X = self._validate_X(X)
+        return float(np.mean(self._score_samples(X, y)))
 
+    @available_if(lambda est: est.method in ("flow", "ivae"))
     def score_samples(self, X, y=None):
         """The method's per-sample objective (see :meth:`score`).
+
+        Available for ``method="flow"`` and ``"ivae"``, whose objectives are
+        (bounds on) log-densities of ``X``.
 
         For ``method="flow"`` this is the exact ``log p(x | u)`` of each row
         on the original scale of ``X``; for ``"ivae"`` its ELBO.
