@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
 
 from skivae.model_selection import seed_consistency
 
@@ -58,3 +59,71 @@ def test_estimators_are_transformed_on_X():
 def test_bad_input(reps, match):
     with pytest.raises(ValueError, match=match):
         seed_consistency(reps)
+
+
+# ---------------------------------------------------------------- cross_val_mcc
+def test_cross_val_mcc_matches_on_the_training_fold():
+    """A test fold whose columns are swapped scores 0 with the training matching.
+
+    The identity transformer returns X. X equals the sources on the training
+    rows and the swapped sources on the test rows: the matching found on the
+    training fold (identity) pairs each test column with the wrong source,
+    while re-matching on the test fold would hide the swap.
+    """
+    from sklearn.preprocessing import FunctionTransformer
+
+    from skivae.model_selection import cross_val_mcc
+
+    rng = np.random.RandomState(0)
+    S = rng.standard_normal((200, 2))
+    train, test = np.arange(100), np.arange(100, 200)
+    X = S.copy()
+    X[test] = S[test][:, ::-1]
+    result = cross_val_mcc(
+        FunctionTransformer(), X, None, S, cv=[(train, test)], return_estimator=True
+    )
+    assert result.train_mcc[0] == pytest.approx(1.0)
+    assert result.test_mcc_rematched[0] == pytest.approx(1.0)
+    assert result.test_mcc[0] < 0.3
+    assert_array_equal(result.matching[0][1], [0, 1])
+    assert len(result.estimator) == 1
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_cross_val_mcc_with_an_estimator_and_parallel_jobs():
+    from sklearn.model_selection import KFold
+
+    from skivae import NonlinearICA
+    from skivae.datasets import make_nonstationary_sources
+    from skivae.metrics import match_components, mean_corr_coef
+    from skivae.model_selection import cross_val_mcc
+
+    X, u, S = make_nonstationary_sources(6, 30, 2, n_layers=1, random_state=0)
+    ica = NonlinearICA(
+        method="gcl", max_iter=2, hidden_layer_sizes=(8,), random_state=0
+    )
+    cv = KFold(2, shuffle=True, random_state=0)
+    result = cross_val_mcc(ica, X, u, S, cv=cv, method="spearman")
+    assert result.test_mcc.shape == (2,)
+    train, test = next(cv.split(X))
+    est = clone(ica).fit(X[train], u[train])
+    matching = match_components(S[train], est.transform(X[train]), method="spearman")
+    expected = mean_corr_coef(
+        S[test], est.transform(X[test]), method="spearman", matching=matching
+    )
+    assert result.test_mcc[0] == pytest.approx(expected)
+    assert (result.test_mcc <= result.test_mcc_rematched + 1e-12).all()
+    parallel = cross_val_mcc(ica, X, u, S, cv=cv, method="spearman", n_jobs=2)
+    assert_array_equal(parallel.test_mcc, result.test_mcc)
+
+
+def test_cross_val_mcc_bad_input():
+    from sklearn.preprocessing import FunctionTransformer
+
+    from skivae.model_selection import cross_val_mcc
+
+    X = np.random.RandomState(0).standard_normal((20, 2))
+    with pytest.raises(ValueError, match="method must be"):
+        cross_val_mcc(FunctionTransformer(), X, None, X, method="kendall")
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        cross_val_mcc(FunctionTransformer(), X, None, X[:10])
