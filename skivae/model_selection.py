@@ -16,10 +16,10 @@ fold.
 """
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.model_selection import check_cv
 from sklearn.utils import Bunch, check_array, check_consistent_length
+from sklearn.utils.parallel import Parallel, delayed
 
 from skivae._compat import _safe_indexing
 from skivae.metrics import match_components, mean_corr_coef
@@ -192,7 +192,9 @@ def cross_val_mcc(
         Group labels for group-aware splitters.
 
     n_jobs : int, default=None
-        Number of splits fitted in parallel (joblib); ``None`` is 1.
+        Number of splits fitted in parallel (joblib, through
+        :mod:`sklearn.utils.parallel`, which hands scikit-learn's
+        configuration and warning filters to the workers); ``None`` is 1.
 
     return_estimator : bool, default=False
         Also return the fitted estimator of each split.
