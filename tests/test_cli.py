@@ -66,3 +66,34 @@ def test_help_exits_zero(capsys):
         main(["demo", "--help"])
     assert exc.value.code == 0
     assert "--n-segments" in capsys.readouterr().out
+
+
+def test_demo_plot_writes_a_png_with_one_row_per_model(tmp_path, capsys):
+    mpl_image = pytest.importorskip("matplotlib.image")
+    path = tmp_path / "demo.png"
+    assert main(DEMO + ["--plot", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"Figure of true against recovered sources: {path}" in out
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width = mpl_image.imread(path).shape[:2]
+    assert height > width  # four rows of models, two columns of sources
+
+
+def test_demo_plot_into_a_missing_directory_fails_before_fitting(tmp_path, capsys):
+    path = tmp_path / "nowhere" / "demo.png"
+    assert main(DEMO + ["--plot", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("skivae: error: cannot write --plot")
+    assert "Simulation" not in captured.out
+
+
+def test_demo_plot_without_matplotlib(monkeypatch, tmp_path, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(DEMO + ["--plot", str(tmp_path / "d.png")]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "skivae: error: --plot needs matplotlib, which is not installed: "
+        "pip install skivae[plot]\n"
+    )
