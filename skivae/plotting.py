@@ -366,7 +366,7 @@ def plot_sources(
         flip = np.corrcoef(S[:, i], Z[:, j])[0, 1] < 0
         z_j = -Z[rows, j] if flip else Z[rows, j]
         ax.scatter(S[rows, i], z_j, s=s, alpha=alpha, linewidths=0)
-        ax.set_title(f"source {i} ~ component {j}: |r| = {C[i, j]:.2f}", fontsize=9)
+        ax.set_title(f"|r| = {C[i, j]:.2f}", fontsize=9)
         ax.set_xlabel(f"true source {i}")
         ax.set_ylabel(f"-component {j}" if flip else f"component {j}")
     return axes

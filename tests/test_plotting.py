@@ -152,6 +152,8 @@ def test_sources_pairs_flipped_and_subsampled(rng):
     # Source 0 is matched with component 1, flipped: y = -(-s0) = s0.
     assert_allclose(xy0[:, 1], xy0[:, 0])
     assert ax0.get_ylabel() == "-component 1"
+    assert ax0.get_xlabel() == "true source 0"
+    assert ax0.get_title() == "|r| = 1.00"
     xy1 = np.asarray(ax1.collections[0].get_offsets())
     assert_allclose(xy1[:, 1], np.tanh(xy1[:, 0]))
     assert ax1.get_ylabel() == "component 0"
