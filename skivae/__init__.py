@@ -8,7 +8,14 @@ work in Pipelines and hyper-parameter searches.
 from skivae._base import IdentifiabilityWarning
 from skivae._ivae import IdentifiableVAE
 from skivae._nica import NonlinearICA
+from skivae._persistence import load
 
 __version__ = "0.1.0"
 
-__all__ = ["IdentifiableVAE", "IdentifiabilityWarning", "NonlinearICA", "__version__"]
+__all__ = [
+    "IdentifiableVAE",
+    "IdentifiabilityWarning",
+    "NonlinearICA",
+    "__version__",
+    "load",
+]

@@ -1,0 +1,408 @@
+"""Saving and loading fitted estimators without pickle.
+
+A skivae file is a zip archive with three members:
+
+``manifest.json``
+    ``{"format": "skivae-estimator", "format_version": 1, "files": {name:
+    sha256}}``: what the file is and the SHA-256 checksum of each other member.
+``estimator.json``
+    The estimator's class name, the skivae/scikit-learn/torch versions that
+    wrote it, ``get_params()`` and every fitted attribute except the torch
+    model (``n_features_in_``, ``loss_curve_``, the standardisation arrays,
+    the auxiliary encoder, TCL's FastICA, ...), in a tagged JSON encoding
+    (see :func:`_encode`) that rebuilds numpy arrays, tuples and dtypes
+    exactly.
+``weights.pt``
+    ``module_.state_dict()`` written by :func:`torch.save` and read back with
+    ``torch.load(weights_only=True)``, which refuses anything but tensors and
+    plain containers.
+
+Loading executes no code from the file: the JSON decoder only builds the
+types listed in :func:`_decode` (two allow-listed classes among them), the
+estimator class comes from a fixed table, and the torch model is rebuilt by
+the estimator's own ``_build_module`` before the weights are copied into it
+with a strict ``load_state_dict``.
+"""
+
+import hashlib
+import io
+import json
+import math
+import os
+import zipfile
+import zlib
+
+import numpy as np
+import sklearn
+import torch
+from sklearn.decomposition import FastICA
+
+from skivae._aux import _AuxEncoder
+from skivae._compat import check_is_fitted
+from skivae._core._torch_utils import torch_seed
+
+FORMAT = "skivae-estimator"
+FORMAT_VERSION = 1
+_MANIFEST = "manifest.json"
+_STATE = "estimator.json"
+_WEIGHTS = "weights.pt"
+
+#: Classes other than the estimators that may appear in the fitted state,
+#: rebuilt from their constructor parameters and attribute dict.
+_OBJECT_CLASSES = {"_AuxEncoder": _AuxEncoder, "FastICA": FastICA}
+
+
+def _estimator_classes():
+    from skivae._ivae import IdentifiableVAE
+    from skivae._nica import NonlinearICA
+
+    return {"IdentifiableVAE": IdentifiableVAE, "NonlinearICA": NonlinearICA}
+
+
+# ------------------------------------------------------------------- encoding
+def _encode(value, where):
+    """A JSON-compatible tagged form of ``value``; ``where`` names it in errors.
+
+    Every JSON object in the output is a tag: ``{"dict": ...}``,
+    ``{"tuple": ...}``, ``{"float": "nan"}``, ``{"ndarray": ...}``, ... so
+    decoding is unambiguous. Non-finite floats are written as strings, which
+    keeps the document strict JSON.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.generic):
+        return {"npscalar": [value.dtype.str, _encode(value.item(), where)]}
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"float": repr(value)}
+    if isinstance(value, list):
+        return [_encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, tuple):
+        return {"tuple": [_encode(v, f"{where}[{i}]") for i, v in enumerate(value)]}
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError(f"{where} is a dict with non-string keys")
+        return {"dict": {k: _encode(v, f"{where}[{k!r}]") for k, v in value.items()}}
+    if isinstance(value, np.ndarray):
+        return {"ndarray": _encode_array(value, where)}
+    if isinstance(value, np.dtype):
+        return {"dtype": _encode_dtype(value, where)}
+    if isinstance(value, type) and issubclass(value, np.generic):
+        return {"dtype": _encode_dtype(np.dtype(value), where)}
+    if isinstance(value, torch.device):
+        return {"device": str(value)}
+    if isinstance(value, np.random.RandomState):
+        return {"random_state": _encode(value.get_state(legacy=True), where)}
+    name = type(value).__name__
+    if _OBJECT_CLASSES.get(name) is type(value):
+        return {"object": [name, _encode(vars(value), f"{where}.__dict__")]}
+    raise TypeError(f"{where} has type {type(value).__name__}")
+
+
+def _encode_dtype(dtype, where):
+    if dtype.kind not in "biufUO":
+        raise TypeError(f"{where} has unsupported dtype {dtype}")
+    return dtype.str
+
+
+def _encode_array(arr, where):
+    dtype = _encode_dtype(arr.dtype, where)
+    flat = arr.ravel()
+    if arr.dtype.kind == "O":
+        data = [_encode(v, f"{where}[{i}]") for i, v in enumerate(flat)]
+    elif arr.dtype.kind == "f":
+        data = [v if math.isfinite(v) else repr(v) for v in flat.tolist()]
+    else:
+        data = flat.tolist()
+    return {"dtype": dtype, "shape": list(arr.shape), "data": data}
+
+
+def _decode(value):
+    """Inverse of :func:`_encode`; raises ValueError on anything unexpected."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if not isinstance(value, dict) or len(value) != 1:
+        raise ValueError(f"unexpected JSON value {str(value)[:80]}")
+    ((tag, body),) = value.items()
+    if tag == "dict":
+        return {k: _decode(v) for k, v in body.items()}
+    if tag == "tuple":
+        return tuple(_decode(v) for v in body)
+    if tag == "float":
+        return float(body)
+    if tag == "npscalar":
+        return np.dtype(_decode_dtype(body[0])).type(_decode(body[1]))
+    if tag == "ndarray":
+        return _decode_array(body)
+    if tag == "dtype":
+        return np.dtype(_decode_dtype(body))
+    if tag == "device":
+        return torch.device(body)
+    if tag == "random_state":
+        rs = np.random.RandomState()
+        rs.set_state(_decode(body))
+        return rs
+    if tag == "object":
+        name, attrs = body
+        if name not in _OBJECT_CLASSES:
+            raise ValueError(f"unknown object class {name!r}")
+        obj = _OBJECT_CLASSES[name].__new__(_OBJECT_CLASSES[name])
+        obj.__dict__.update(_decode(attrs))
+        return obj
+    raise ValueError(f"unknown tag {tag!r}")
+
+
+def _decode_dtype(text):
+    dtype = np.dtype(str(text))
+    if dtype.kind not in "biufUO":
+        raise ValueError(f"unsupported dtype {text!r}")
+    return dtype
+
+
+def _decode_array(body):
+    dtype = _decode_dtype(body["dtype"])
+    shape = tuple(int(n) for n in body["shape"])
+    data = body["data"]
+    if dtype.kind == "O":
+        flat = np.empty(len(data), dtype=object)
+        flat[:] = [_decode(v) for v in data]
+    elif dtype.kind == "f":
+        flat = np.array([float(v) for v in data], dtype=dtype)
+    else:
+        flat = np.array(data, dtype=dtype)
+    return flat.reshape(shape)
+
+
+# ----------------------------------------------------------------------- save
+def _sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def _save(estimator, path):
+    """Write a fitted estimator to ``path`` (see :meth:`_BaseLatentEstimator.save`)."""
+    from skivae import __version__
+
+    name = type(estimator).__name__
+    if _estimator_classes().get(name) is not type(estimator):
+        raise ValueError(
+            f"save supports IdentifiableVAE and NonlinearICA, not {name}; subclasses "
+            "are not supported: save the base class or pickle the object."
+        )
+    check_is_fitted(
+        estimator,
+        msg=(
+            f"This {name} instance is not fitted yet, so there is nothing to save. "
+            "Call fit(X, u) before save(path)."
+        ),
+    )
+    params = estimator.get_params(deep=False)
+    state = {k: v for k, v in vars(estimator).items() if k not in params}
+    module = state.pop("module_")
+    try:
+        doc = {
+            "estimator": name,
+            "skivae_version": __version__,
+            "sklearn_version": sklearn.__version__,
+            "torch_version": torch.__version__,
+            "params": _encode(params, "params"),
+            "state": _encode(state, "state"),
+        }
+    except TypeError as exc:
+        raise ValueError(
+            f"Cannot save this {name}: {exc}, which the skivae file format does not "
+            "store (parameters must be plain values, e.g. random_state an int, None "
+            "or a RandomState)."
+        ) from exc
+    doc_bytes = json.dumps(doc, allow_nan=False, indent=1).encode("utf-8")
+    weights = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, weights)
+    weights_bytes = weights.getvalue()
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "files": {_STATE: _sha256(doc_bytes), _WEIGHTS: _sha256(weights_bytes)},
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(_MANIFEST, json.dumps(manifest, indent=1))
+        zf.writestr(_STATE, doc_bytes)
+        zf.writestr(_WEIGHTS, weights_bytes)
+    if hasattr(path, "write"):
+        path.write(buffer.getvalue())
+    else:
+        with open(os.fspath(path), "wb") as fh:
+            fh.write(buffer.getvalue())
+
+
+# ----------------------------------------------------------------------- load
+def _read_members(path):
+    """The three members of a skivae file, checked against the manifest."""
+    label = getattr(path, "name", None) or (
+        "<file object>" if hasattr(path, "read") else os.fspath(path)
+    )
+    if hasattr(path, "read"):
+        raw = path.read()
+    else:
+        with open(os.fspath(path), "rb") as fh:
+            raw = fh.read()
+    if not zipfile.is_zipfile(io.BytesIO(raw)):
+        hint = "truncated or corrupted" if raw[:4] == b"PK\x03\x04" else "not"
+        raise ValueError(
+            f"{label} is {hint} a skivae file: it is not a readable zip archive "
+            "(skivae files are written by est.save(path))."
+        )
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            names = set(zf.namelist())
+            if _MANIFEST not in names:
+                raise ValueError(
+                    f"{label} is not a skivae file: the zip archive has no "
+                    f"{_MANIFEST} (skivae files are written by est.save(path))."
+                )
+            manifest = json.loads(zf.read(_MANIFEST))
+            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+                raise ValueError(
+                    f"{label} is not a skivae file: its manifest does not declare "
+                    f"format {FORMAT!r}."
+                )
+            version = manifest.get("format_version")
+            if not isinstance(version, int) or version < 1:
+                raise ValueError(f"{label}: invalid format_version {version!r}.")
+            if version > FORMAT_VERSION:
+                raise ValueError(
+                    f"{label} uses skivae file format version {version}, newer than "
+                    f"the version {FORMAT_VERSION} this skivae reads; upgrade skivae "
+                    "to load it."
+                )
+            members = {}
+            for member in (_STATE, _WEIGHTS):
+                if member not in names:
+                    raise ValueError(f"{label} is truncated: {member} is missing.")
+                members[member] = zf.read(member)
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError) as exc:
+        raise ValueError(
+            f"{label} is corrupted or truncated and cannot be read: {exc}"
+        ) from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{label} is corrupted: its manifest is not JSON.") from exc
+    sums = manifest.get("files", {})
+    for member, data in members.items():
+        if not isinstance(sums, dict) or sums.get(member) != _sha256(data):
+            raise ValueError(
+                f"{label}: checksum mismatch for {member}; the file is corrupted or "
+                "was modified after it was saved. Refusing to load it."
+            )
+    return label, members
+
+
+def _load(path, expected=None):
+    """Read an estimator written by ``save``; ``expected``: the class it must be."""
+    label, members = _read_members(path)
+    try:
+        doc = json.loads(members[_STATE])
+        name = doc["estimator"]
+        params = _decode(doc["params"])
+        state = _decode(doc["state"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(
+            f"{label} is corrupted: cannot decode {_STATE} ({exc})."
+        ) from exc
+    classes = _estimator_classes()
+    if name not in classes:
+        raise ValueError(f"{label} holds an unknown estimator class {name!r}.")
+    cls = classes[name]
+    if expected is not None and cls is not expected:
+        raise ValueError(
+            f"{label} holds an estimator of class {name}, not "
+            f"{expected.__name__}; load it with "
+            f"{name}.load(path) or skivae.load(path)."
+        )
+    try:
+        est = cls(**params)
+        est._validate_params()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{label}: the stored parameters do not fit this skivae's {name} "
+            f"(saved by skivae {doc.get('skivae_version')}): {exc}"
+        ) from exc
+    est.__dict__.update(state)
+    try:
+        weights = torch.load(
+            io.BytesIO(members[_WEIGHTS]), map_location="cpu", weights_only=True
+        )
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, ...
+        raise ValueError(
+            f"{label}: {_WEIGHTS} is not a plain torch state dict ({exc})."
+        ) from exc
+    try:
+        # _build_module draws a random initialisation: keep the caller's RNG.
+        with torch_seed(0, torch.device("cpu")):
+            module = est._build_module(est.n_features_in_, 0)
+        module.load_state_dict(weights, strict=True)
+    except (RuntimeError, AttributeError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{label}: the stored weights do not match the model this skivae builds "
+            f"for the stored {name} (saved by skivae {doc.get('skivae_version')}): "
+            f"{exc}"
+        ) from exc
+    est.module_ = module.cpu().eval()
+    return est
+
+
+def load(path):
+    """Load a fitted skivae estimator saved with ``est.save(path)``.
+
+    The file is checked before anything is built from it: it must be a skivae
+    zip archive of a format version this skivae reads, whose members match
+    their SHA-256 checksums. The JSON state is decoded into plain values,
+    numpy arrays and two allow-listed helper classes; the torch model is
+    rebuilt with the estimator's own code and receives the weights through
+    ``torch.load(weights_only=True)`` and a strict ``load_state_dict``. No
+    code stored in the file is executed (unlike :func:`pickle.load`).
+
+    Parameters
+    ----------
+    path : str, path-like or binary file object
+        A file written by :meth:`IdentifiableVAE.save` or
+        :meth:`NonlinearICA.save`.
+
+    Returns
+    -------
+    estimator : IdentifiableVAE or NonlinearICA
+        The fitted estimator (``module_`` on CPU). ``transform``, ``score``,
+        ``sample(random_state=...)`` and ``inverse_transform`` give the same
+        results as the estimator that was saved.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a skivae file, is truncated or corrupted, fails its
+        checksums, was written in a newer format version, or its contents do
+        not fit this version of skivae.
+
+    See Also
+    --------
+    IdentifiableVAE.load, NonlinearICA.load : The same, checking the class.
+
+    Examples
+    --------
+    >>> import io
+    >>> import numpy as np
+    >>> import skivae
+    >>> from skivae import NonlinearICA
+    >>> from skivae.datasets import make_nonstationary_sources
+    >>> X, u, S = make_nonstationary_sources(6, 40, 2, random_state=0)
+    >>> ica = NonlinearICA(method="gcl", max_iter=2, random_state=0).fit(X, u)
+    >>> buffer = io.BytesIO()
+    >>> ica.save(buffer)
+    >>> _ = buffer.seek(0)
+    >>> loaded = skivae.load(buffer)
+    >>> type(loaded).__name__
+    'NonlinearICA'
+    >>> bool(np.array_equal(loaded.transform(X), ica.transform(X)))
+    True
+    """
+    return _load(path)

@@ -1,0 +1,405 @@
+"""save / load without pickle, and pickle / joblib round trips."""
+
+import io
+import json
+import pickle
+import zipfile
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from numpy.testing import assert_array_equal
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+import skivae
+from skivae import IdentifiableVAE, NonlinearICA
+from skivae.datasets import make_nonstationary_sources
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+    pytest.mark.filterwarnings("ignore::skivae.IdentifiabilityWarning"),
+    pytest.mark.filterwarnings("ignore:IdentifiableVAE.fit got u=None"),
+]
+
+FAST = dict(max_iter=2, hidden_layer_sizes=(8,), batch_size=32, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, u, _ = make_nonstationary_sources(6, 30, 2, n_layers=2, random_state=0)
+    rng = np.random.RandomState(1)
+    return {
+        "X": X,
+        "int": u,
+        "str": np.array([f"seg{k}" for k in u]),  # dtype <U4
+        "object": np.array([f"s{k}" for k in u], dtype=object),
+        "continuous": np.column_stack([u / 5.0, rng.uniform(size=len(u))]),
+        "none": None,
+    }
+
+
+CASES = [
+    *[(IdentifiableVAE, dict(prior=p), "int") for p in ("gaussian", "laplace")],
+    (IdentifiableVAE, dict(prior="gaussian_var"), "str"),
+    (IdentifiableVAE, dict(prior="laplace"), "object"),
+    (IdentifiableVAE, dict(prior="gaussian", decoder_var="learn"), "continuous"),
+    (IdentifiableVAE, dict(n_components=1, posterior="diag"), "int"),
+    (IdentifiableVAE, dict(), "none"),
+    *[
+        (NonlinearICA, dict(method="flow", prior=p), "int")
+        for p in ("gaussian", "gaussian_var", "laplace")
+    ],
+    (NonlinearICA, dict(method="flow"), "str"),
+    (NonlinearICA, dict(method="flow", n_init=1), "continuous"),
+    (NonlinearICA, dict(method="ivae", prior="laplace"), "int"),
+    (NonlinearICA, dict(method="ivae"), "continuous"),
+    (NonlinearICA, dict(method="tcl"), "int"),
+    (NonlinearICA, dict(method="tcl"), "str"),
+    (NonlinearICA, dict(method="gcl"), "object"),
+    (NonlinearICA, dict(method="gcl"), "continuous"),
+]
+
+
+def _id(case):
+    cls, params, u_kind = case
+    items = ",".join(f"{k}={v}" for k, v in params.items())
+    return f"{cls.__name__}({items})-u={u_kind}"
+
+
+def _outputs(est, X, u):
+    """Everything a fitted estimator computes, as a dict of arrays."""
+    out = {"transform": est.transform(X), "names": est.get_feature_names_out()}
+    has_decoder = hasattr(est.module_, "inverse")
+    if u is not None:
+        out["score_u"] = est.score(X, u)
+    if isinstance(est, IdentifiableVAE) or est.method in ("flow", "ivae"):
+        out["score"] = est.score(X)
+        out["score_samples"] = est.score_samples(X)
+        out["sample"] = est.sample(7, random_state=3)
+        out["sample_default_seed"] = est.sample(4)
+        if u is not None:
+            out["sample_u"] = est.sample(u=u[:5], random_state=4)
+    if has_decoder:
+        out["inverse"] = est.inverse_transform(out["transform"][:10])
+    return out
+
+
+def _assert_same_outputs(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        va, vb = a[key], b[key]
+        if isinstance(va, tuple):
+            for xa, xb in zip(va, vb):
+                assert xa.dtype == xb.dtype, key
+                assert_array_equal(xa, xb, err_msg=key)
+        else:
+            assert np.asarray(va).dtype == np.asarray(vb).dtype, key
+            assert_array_equal(va, vb, err_msg=key)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_save_load_identical_outputs(case, data, tmp_path):
+    cls, params, u_kind = case
+    X, u = data["X"], data[u_kind]
+    est = cls(**FAST, **params).fit(X, u)
+    expected = _outputs(est, X, u)
+    path = tmp_path / "model.skivae"
+    est.save(path)
+
+    rng_before = torch.get_rng_state()
+    loaded = skivae.load(path)
+    assert torch.equal(torch.get_rng_state(), rng_before)  # load leaves the RNG alone
+    assert type(loaded) is cls
+    assert repr(loaded.get_params()) == repr(est.get_params())
+    _assert_same_outputs(expected, _outputs(loaded, X, u))
+    assert loaded.loss_curve_ == est.loss_curve_
+    assert loaded.n_iter_ == est.n_iter_ and loaded.best_loss_ == est.best_loss_
+    if u is None:
+        assert loaded.aux_encoder_ is None
+    else:
+        assert loaded.u_type_ == est.u_type_
+        if est.aux_classes_ is not None:
+            assert loaded.aux_classes_.dtype == est.aux_classes_.dtype
+            assert_array_equal(loaded.aux_classes_, est.aux_classes_)
+    for name, tensor in est.module_.state_dict().items():
+        assert torch.equal(loaded.module_.state_dict()[name], tensor), name
+    assert not loaded.module_.training
+    # The classmethod agrees and the loaded estimator can be refitted.
+    _assert_same_outputs(expected, _outputs(cls.load(path), X, u))
+    loaded.fit(X, u)
+    _assert_same_outputs(expected, _outputs(loaded, X, u))
+
+
+def test_state_is_fully_stored(data, tmp_path):
+    """Every fitted attribute, private ones included, comes back (TCL: FastICA)."""
+    est = NonlinearICA(method="tcl", **FAST).fit(data["X"], data["int"])
+    est.save(tmp_path / "m.skivae")
+    loaded = NonlinearICA.load(tmp_path / "m.skivae")
+    assert vars(loaded).keys() == vars(est).keys()
+    assert type(loaded.ica_) is type(est.ica_)
+    for name in ("components_", "mixing_", "mean_", "whitening_"):
+        assert_array_equal(getattr(loaded.ica_, name), getattr(est.ica_, name))
+    assert_array_equal(loaded._s_scale, est._s_scale)
+    assert loaded._fit_dtype == est._fit_dtype
+
+
+def test_feature_names_and_float32(data, tmp_path):
+    X = pd.DataFrame(data["X"].astype(np.float32), columns=["a", "b"])
+    est = IdentifiableVAE(**FAST).fit(X, data["int"])
+    est.save(tmp_path / "m.skivae")
+    loaded = skivae.load(tmp_path / "m.skivae")
+    assert_array_equal(loaded.feature_names_in_, ["a", "b"])
+    Z = loaded.transform(X)  # no feature-name warning, float32 kept
+    assert Z.dtype == np.float32
+    assert_array_equal(Z, est.transform(X))
+    assert loaded.sample(3, random_state=0)[0].dtype == np.float32
+    with pytest.raises(ValueError, match="feature names"):
+        loaded.transform(X.rename(columns={"a": "c"}))
+
+
+def test_random_state_instance_round_trip(data, tmp_path):
+    rs = np.random.RandomState(5)
+    est = IdentifiableVAE(**{**FAST, "random_state": rs}).fit(data["X"], data["int"])
+    est.save(tmp_path / "m.skivae")
+    loaded = skivae.load(tmp_path / "m.skivae")
+    assert isinstance(loaded.random_state, np.random.RandomState)
+    assert loaded.random_state.randint(1000) == rs.randint(1000)
+
+
+def test_file_objects(data):
+    est = NonlinearICA(method="gcl", **FAST).fit(data["X"], data["int"])
+    buffer = io.BytesIO()
+    est.save(buffer)
+    loaded = NonlinearICA.load(io.BytesIO(buffer.getvalue()))
+    assert_array_equal(loaded.transform(data["X"]), est.transform(data["X"]))
+
+
+def test_gpu_fitted_model_loads_on_cpu(data, tmp_path):
+    """A model fitted on CUDA keeps device_=cuda but runs on CPU where it is absent."""
+    est = IdentifiableVAE(**FAST).fit(data["X"], data["int"])
+    est.device_ = torch.device("cuda:0")  # what a GPU fit records; module_ is on CPU
+    est.save(tmp_path / "m.skivae")
+    loaded = skivae.load(tmp_path / "m.skivae")
+    assert loaded.device_ == torch.device("cuda:0")
+    assert all(t.device.type == "cpu" for t in loaded.module_.state_dict().values())
+    if not torch.cuda.is_available():
+        assert_array_equal(loaded.transform(data["X"]), est.transform(data["X"]))
+
+
+@pytest.mark.gpu
+def test_cuda_fit_save_load(data, tmp_path):
+    est = IdentifiableVAE(**FAST, device="cuda").fit(data["X"], data["int"])
+    est.save(tmp_path / "m.skivae")
+    weights = zipfile.ZipFile(tmp_path / "m.skivae").read("weights.pt")
+    state = torch.load(io.BytesIO(weights), weights_only=True)  # no map_location
+    assert all(t.device.type == "cpu" for t in state.values())
+    loaded = skivae.load(tmp_path / "m.skivae")
+    np.testing.assert_allclose(
+        loaded.transform(data["X"]), est.transform(data["X"]), rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("dumps", ["pickle", "joblib"])
+@pytest.mark.parametrize(
+    "cls, params",
+    [
+        (IdentifiableVAE, {}),
+        (NonlinearICA, {"method": "flow"}),
+        (NonlinearICA, {"method": "tcl"}),
+    ],
+)
+def test_pickle_and_joblib_round_trip(dumps, cls, params, data, tmp_path):
+    X, u = data["X"], data["int"]
+    est = cls(**FAST, **params).fit(X, u)
+    if dumps == "pickle":
+        loaded = pickle.loads(pickle.dumps(est))
+    else:
+        joblib.dump(est, tmp_path / "m.joblib")
+        loaded = joblib.load(tmp_path / "m.joblib")
+    _assert_same_outputs(_outputs(est, X, u), _outputs(loaded, X, u))
+
+
+# --------------------------------------------------------------------- refusals
+@pytest.fixture(scope="module")
+def saved(data, tmp_path_factory):
+    """Bytes of a saved IdentifiableVAE."""
+    est = IdentifiableVAE(**FAST).fit(data["X"], data["int"])
+    path = tmp_path_factory.mktemp("saved") / "m.skivae"
+    est.save(path)
+    return path.read_bytes()
+
+
+def _members(raw):
+    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def _rezip(members):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, content in members.items():
+            zf.writestr(name, content)
+    return buffer.getvalue()
+
+
+def _with_fixed_checksums(members):
+    import hashlib
+
+    manifest = json.loads(members["manifest.json"])
+    for name in ("estimator.json", "weights.pt"):
+        manifest["files"][name] = hashlib.sha256(members[name]).hexdigest()
+    return {**members, "manifest.json": json.dumps(manifest).encode()}
+
+
+def _load_bytes(raw, tmp_path, loader=skivae.load):
+    path = tmp_path / "bad.skivae"
+    path.write_bytes(raw)
+    return loader(path)
+
+
+def test_save_unfitted_raises(tmp_path):
+    with pytest.raises(NotFittedError, match="not fitted yet.*Call fit") as info:
+        IdentifiableVAE().save(tmp_path / "m.skivae")
+    assert isinstance(info.value, ValueError)
+    assert not (tmp_path / "m.skivae").exists()
+
+
+def test_save_unstorable_state_raises(data, tmp_path):
+    est = IdentifiableVAE(**FAST).fit(data["X"], data["int"])
+    est.extra_ = object()
+    with pytest.raises(ValueError, match=r"Cannot save.*state\['extra_'\]"):
+        est.save(tmp_path / "m.skivae")
+
+
+def test_round_trip_of_helper_bytes(saved, tmp_path):
+    """The test helpers themselves produce a loadable file (controls below)."""
+    est = _load_bytes(_rezip(_with_fixed_checksums(_members(saved))), tmp_path)
+    assert isinstance(est, IdentifiableVAE)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9, 0.99])
+def test_truncated_file(saved, tmp_path, keep):
+    with pytest.raises(ValueError, match="truncated|corrupted"):
+        _load_bytes(saved[: int(len(saved) * keep)], tmp_path)
+
+
+def test_corrupted_bytes(saved, tmp_path):
+    raw = bytearray(saved)
+    start = saved.index(b"weights.pt") + 200  # inside the compressed weights
+    for i in range(start, start + 16):
+        raw[i] ^= 0xFF
+    with pytest.raises(ValueError, match="corrupted|checksum"):
+        _load_bytes(bytes(raw), tmp_path)
+
+
+def test_checksum_mismatch_weights(saved, data, tmp_path):
+    other = IdentifiableVAE(**{**FAST, "random_state": 1}).fit(data["X"], data["int"])
+    buffer = io.BytesIO()
+    other.save(buffer)
+    members = _members(saved)
+    members["weights.pt"] = _members(buffer.getvalue())["weights.pt"]
+    with pytest.raises(ValueError, match="checksum mismatch for weights.pt"):
+        _load_bytes(_rezip(members), tmp_path)
+
+
+def test_checksum_mismatch_json(saved, tmp_path):
+    members = _members(saved)
+    members["estimator.json"] = members["estimator.json"].replace(
+        b'"max_iter": 2', b'"max_iter": 3'
+    )
+    with pytest.raises(ValueError, match="checksum mismatch for estimator.json"):
+        _load_bytes(_rezip(members), tmp_path)
+
+
+def test_newer_format_version(saved, tmp_path):
+    members = _members(saved)
+    manifest = json.loads(members["manifest.json"])
+    manifest["format_version"] += 1
+    members["manifest.json"] = json.dumps(manifest).encode()
+    with pytest.raises(ValueError, match="format version 2, newer.*upgrade skivae"):
+        _load_bytes(_rezip(members), tmp_path)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"just some text\n",
+        b"",
+        pickle.dumps({"a": 1}),
+        _rezip({"something.json": b"{}"}),
+        _rezip({"manifest.json": b'{"format": "other"}'}),
+    ],
+    ids=["text", "empty", "pickle", "zip-without-manifest", "other-format"],
+)
+def test_not_a_skivae_file(raw, tmp_path):
+    with pytest.raises(ValueError, match="not a skivae file"):
+        _load_bytes(raw, tmp_path)
+
+
+def test_pickle_file_is_refused_not_executed(data, tmp_path):
+    est = IdentifiableVAE(**FAST).fit(data["X"], data["int"])
+    joblib.dump(est, tmp_path / "m.joblib")
+    with pytest.raises(ValueError, match="not a skivae file"):
+        skivae.load(tmp_path / "m.joblib")
+
+
+_EXECUTED = []
+
+
+def _side_effect():
+    _EXECUTED.append(True)
+    return {}
+
+
+class _Payload:
+    def __reduce__(self):
+        return (_side_effect, ())
+
+
+def test_weights_with_code_are_refused(saved, tmp_path):
+    """A pickle payload in weights.pt, with valid checksums, is never run."""
+    members = _members(saved)
+    buffer = io.BytesIO()
+    torch.save({"x": _Payload()}, buffer)
+    members["weights.pt"] = buffer.getvalue()
+    with pytest.raises(ValueError, match="not a plain torch state dict"):
+        _load_bytes(_rezip(_with_fixed_checksums(members)), tmp_path)
+    assert _EXECUTED == []
+
+
+def test_unknown_class_in_state_is_refused(saved, tmp_path):
+    members = _members(saved)
+    members["estimator.json"] = members["estimator.json"].replace(
+        b'"_AuxEncoder"', b'"Popen"'
+    )
+    with pytest.raises(ValueError, match="unknown object class 'Popen'"):
+        _load_bytes(_rezip(_with_fixed_checksums(members)), tmp_path)
+
+
+def test_weights_of_another_shape_are_refused(saved, data, tmp_path):
+    other = IdentifiableVAE(**{**FAST, "hidden_layer_sizes": (4,)})
+    other.fit(data["X"], data["int"])
+    buffer = io.BytesIO()
+    other.save(buffer)
+    members = _members(saved)
+    members["weights.pt"] = _members(buffer.getvalue())["weights.pt"]
+    with pytest.raises(ValueError, match="weights do not match"):
+        _load_bytes(_rezip(_with_fixed_checksums(members)), tmp_path)
+
+
+def test_classmethod_checks_the_class(saved, tmp_path):
+    with pytest.raises(ValueError, match="class IdentifiableVAE, not NonlinearICA"):
+        _load_bytes(saved, tmp_path, loader=NonlinearICA.load)
+    assert isinstance(
+        _load_bytes(saved, tmp_path, IdentifiableVAE.load), IdentifiableVAE
+    )
+
+
+def test_convergence_warning_not_raised_by_load(saved, tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        _load_bytes(saved, tmp_path)
