@@ -12,10 +12,14 @@ Environment variables:
     only), which is much faster.
 ``SKIVAE_DOCS_OFFLINE=1``
     Do not fetch the intersphinx inventories (for machines without network
-    access); links to numpy, scikit-learn and torch are then not resolved.
+    access; CI builds this way); links to numpy, scikit-learn and torch are
+    then not resolved, and the cross-references inside the docstrings of
+    methods inherited from scikit-learn (``set_output``,
+    ``set_fit_request``, ...) are rendered as plain text.
 """
 
 import os
+import re
 import sys
 from datetime import date
 
@@ -106,6 +110,28 @@ if OFFLINE:
     intersphinx_mapping = {}
     # Type cross-references would point at the missing inventories.
     numpydoc_xref_param_type = False
+
+# :ref:`text <label>`, :ref:`label`, :term:`text <term>`, :term:`term`
+_SKLEARN_ROLE = re.compile(r":(?:ref|term):`(?:([^`<]*?)\s*<[^`>]*>|([^`]*))`")
+
+
+def _plain_sklearn_refs(app, what, name, obj, options, lines):
+    """Offline: unlink the roles in docstrings that scikit-learn wrote.
+
+    Inherited methods such as ``set_output`` point at labels and glossary
+    terms of scikit-learn's own documentation, which only its intersphinx
+    inventory resolves. skivae's own docstrings are left alone, so a broken
+    reference of ours still fails the build.
+    """
+    module = getattr(obj, "__module__", None) or ""
+    if not OFFLINE or not module.startswith("sklearn"):
+        return
+    for i, line in enumerate(lines):
+        lines[i] = _SKLEARN_ROLE.sub(lambda m: m.group(1) or m.group(2), line)
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _plain_sklearn_refs)
 
 # -- sphinx-gallery ----------------------------------------------------------
 

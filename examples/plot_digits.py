@@ -1,7 +1,7 @@
 """
-===============================================
+=======================================================
 An iVAE of handwritten digits, conditioned on the class
-===============================================
+=======================================================
 
 scikit-learn ships a small set of 8 x 8 images of handwritten digits
 (:func:`~sklearn.datasets.load_digits`, no download). We fit an
