@@ -153,5 +153,7 @@ sphinx_gallery_conf = {
 # -- HTML output -------------------------------------------------------------
 
 html_theme = "alabaster"
+# Wide enough for the gallery's code lines (88 characters) without scrolling.
+html_theme_options = {"page_width": "1180px", "sidebar_width": "240px"}
 html_title = f"skivae {release}"
 html_static_path = []

@@ -60,15 +60,15 @@ print(f"strong MCC: {mean_corr_coef(S, S_hat):.3f}")
 # -----------------------------
 # Two observed features against each other, coloured by segment: the mixing
 # has folded the sources together, and no single feature follows one source.
-plot_latents(X, u, components=(0, 1), s=2)
-plt.gca().set(xlabel="feature 0", ylabel="feature 1", title="Observed data")
+ax = plot_latents(X, u, components=(0, 1), s=2)
+ax.set(xlabel="feature 0", ylabel="feature 1", title="Observed data")
 
 # %%
 # Training
 # --------
 # ``loss_curve_`` holds the mean negative log-likelihood per epoch of the
 # restart that was kept (the flow's likelihood is exact).
-plot_loss_curve(ica)
+ax = plot_loss_curve(ica)
 
 # %%
 # Which component recovers which source?
@@ -77,7 +77,7 @@ plot_loss_curve(ica)
 # (rows) with every recovered component (columns). The red squares mark the
 # one-to-one matching of :func:`~skivae.metrics.match_components`; their mean
 # is the MCC. A good recovery has one bright cell per row and per column.
-plot_correlation_matrix(S, S_hat)
+ax = plot_correlation_matrix(S, S_hat)
 
 # %%
 # True against recovered sources
@@ -94,6 +94,6 @@ axes[0].figure.tight_layout()
 # ---------------------------------------------
 # Within a segment each source has its own spread, so the segments show up
 # as nested, axis-aligned clouds of different widths.
-plot_latents(S_hat, u, components=(0, 1), s=2)
-plt.gca().set_title("Recovered components")
+ax = plot_latents(S_hat, u, components=(0, 1), s=2)
+ax.set_title("Recovered components")
 plt.show()

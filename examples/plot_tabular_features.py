@@ -67,8 +67,8 @@ print(sources_test.head())
 # %%
 # Colouring two recovered sources by the target shows that it changes along
 # one of them only.
-plot_latents(sources_test.to_numpy(), test["target"].to_numpy(), s=6)
-plt.gca().set_title("Recovered sources of the test rows, coloured by the target")
+ax = plot_latents(sources_test.to_numpy(), test["target"].to_numpy(), s=6)
+ax.set_title("Recovered sources of the test rows, coloured by the target")
 
 # %%
 # The downstream model

@@ -220,8 +220,9 @@ def plot_correlation_matrix(
     -------
     ax : matplotlib Axes
         The Axes. ``ax.images[0]`` holds the ``(k_true, k_pred)`` matrix of
-        absolute correlations; ``ax.collections[0]`` the matched cells, at
-        ``(pred_idx, true_idx)``.
+        absolute correlations; ``ax.patches`` the outlines of the matched
+        cells, one unit square centred on ``(pred_idx[j], true_idx[j])``
+        each.
 
     See Also
     --------
@@ -247,16 +248,20 @@ def plot_correlation_matrix(
     ax = _get_ax(ax)
     image = ax.imshow(C, vmin=0.0, vmax=1.0, cmap="viridis", aspect="equal")
     ax.figure.colorbar(image, ax=ax, label=f"|{method} correlation|")
-    ax.scatter(
-        pred_idx,
-        true_idx,
-        marker="s",
-        s=(200 if max(C.shape) <= 10 else 60),
-        facecolors="none",
-        edgecolors="red",
-        linewidths=2,
-        label="matching",
-    )
+    from matplotlib.patches import Rectangle
+
+    for r, c in zip(true_idx, pred_idx):
+        ax.add_patch(
+            Rectangle(
+                (c - 0.5, r - 0.5),
+                1.0,
+                1.0,
+                fill=False,
+                edgecolor="red",
+                linewidth=2.5,
+                label="matching",
+            )
+        )
     if annotate:
         for r in range(C.shape[0]):
             for c in range(C.shape[1]):

@@ -116,9 +116,11 @@ def test_correlation_matrix_image_and_matching(rng):
     ax = plot_correlation_matrix(S, Z)
     expected = np.abs(np.corrcoef(S, Z, rowvar=False)[:3, 3:])
     assert_allclose(ax.images[0].get_array(), expected, atol=1e-12)
-    markers = ax.collections[0].get_offsets()
-    # (x, y) = (estimated component, true source) of each matched cell.
-    assert sorted(map(tuple, np.asarray(markers).astype(int))) == [
+    # Each matched cell is outlined by a unit square centred on
+    # (x, y) = (estimated component, true source).
+    assert all(p.get_width() == 1 and p.get_height() == 1 for p in ax.patches)
+    centres = [(p.get_x() + 0.5, p.get_y() + 0.5) for p in ax.patches]
+    assert sorted(centres) == [
         (0, 1),
         (1, 2),
         (2, 0),
