@@ -126,8 +126,9 @@ def _plain_sklearn_refs(app, what, name, obj, options, lines):
     module = getattr(obj, "__module__", None) or ""
     if not OFFLINE or not module.startswith("sklearn"):
         return
-    for i, line in enumerate(lines):
-        lines[i] = _SKLEARN_ROLE.sub(lambda m: m.group(1) or m.group(2), line)
+    # A role may span lines: substitute in the joined text.
+    text = _SKLEARN_ROLE.sub(lambda m: m.group(1) or m.group(2), "\n".join(lines))
+    lines[:] = text.split("\n")
 
 
 def setup(app):
