@@ -145,6 +145,9 @@ sphinx_gallery_conf = {
     "reference_url": {"skivae": None},
     "download_all_examples": False,
     "remove_config_comments": True,
+    # Show printed output only, not the repr of a cell's last expression
+    # (the Axes or Text objects that matplotlib calls return).
+    "capture_repr": (),
     # Keep the build's timing table out of the source tree.
     "write_computation_times": False,
     # Run the examples (default) or only render their code.

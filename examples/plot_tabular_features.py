@@ -69,6 +69,7 @@ print(sources_test.head())
 # one of them only.
 ax = plot_latents(sources_test.to_numpy(), test["target"].to_numpy(), s=6)
 ax.set_title("Recovered sources of the test rows, coloured by the target")
+ax.collections[0].colorbar.set_label("target")
 
 # %%
 # The downstream model
