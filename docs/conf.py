@@ -12,10 +12,14 @@ Environment variables:
     only), which is much faster.
 ``SKIVAE_DOCS_OFFLINE=1``
     Do not fetch the intersphinx inventories (for machines without network
-    access); links to numpy, scikit-learn and torch are then not resolved.
+    access; CI builds this way); links to numpy, scikit-learn and torch are
+    then not resolved, and the cross-references inside the docstrings of
+    methods inherited from scikit-learn (``set_output``,
+    ``set_fit_request``, ...) are rendered as plain text.
 """
 
 import os
+import re
 import sys
 from datetime import date
 
@@ -107,6 +111,29 @@ if OFFLINE:
     # Type cross-references would point at the missing inventories.
     numpydoc_xref_param_type = False
 
+# :ref:`text <label>`, :ref:`label`, :term:`text <term>`, :term:`term`
+_SKLEARN_ROLE = re.compile(r":(?:ref|term):`(?:([^`<]*?)\s*<[^`>]*>|([^`]*))`")
+
+
+def _plain_sklearn_refs(app, what, name, obj, options, lines):
+    """Offline: unlink the roles in docstrings that scikit-learn wrote.
+
+    Inherited methods such as ``set_output`` point at labels and glossary
+    terms of scikit-learn's own documentation, which only its intersphinx
+    inventory resolves. skivae's own docstrings are left alone, so a broken
+    reference of ours still fails the build.
+    """
+    module = getattr(obj, "__module__", None) or ""
+    if not OFFLINE or not module.startswith("sklearn"):
+        return
+    # A role may span lines: substitute in the joined text.
+    text = _SKLEARN_ROLE.sub(lambda m: m.group(1) or m.group(2), "\n".join(lines))
+    lines[:] = text.split("\n")
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _plain_sklearn_refs)
+
 # -- sphinx-gallery ----------------------------------------------------------
 
 sphinx_gallery_conf = {
@@ -118,6 +145,9 @@ sphinx_gallery_conf = {
     "reference_url": {"skivae": None},
     "download_all_examples": False,
     "remove_config_comments": True,
+    # Show printed output only, not the repr of a cell's last expression
+    # (the Axes or Text objects that matplotlib calls return).
+    "capture_repr": (),
     # Keep the build's timing table out of the source tree.
     "write_computation_times": False,
     # Run the examples (default) or only render their code.
@@ -127,5 +157,7 @@ sphinx_gallery_conf = {
 # -- HTML output -------------------------------------------------------------
 
 html_theme = "alabaster"
+# Wide enough for the gallery's code lines (88 characters) without scrolling.
+html_theme_options = {"page_width": "1180px", "sidebar_width": "240px"}
 html_title = f"skivae {release}"
 html_static_path = []

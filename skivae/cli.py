@@ -1,12 +1,88 @@
-"""Command-line front end: ``skivae demo`` (also ``python -m skivae demo``).
+"""Command-line front end (``skivae ...`` or ``python -m skivae ...``).
 
-The CLI only parses arguments and calls the public API.
+Commands:
+
+``skivae demo``
+    Fit the identifiable flow, the iVAE, a plain VAE and FastICA on the
+    paper's simulation and print their MCC (``--plot FILE``: a PNG of the
+    true against the recovered sources).
+``skivae fit DATA --u COLUMN [COLUMN ...] --model OUT``
+    Fit an estimator on a CSV or Parquet table: the ``--u`` columns are the
+    auxiliary variable, the other numeric columns the observations.
+``skivae transform DATA --model M --output OUT``
+    Write the latent features of a table's rows.
+``skivae sample --model M -n N --output OUT``
+    Write rows drawn from a fitted generative model.
+
+The CLI only parses arguments and calls the public API. Exit status: 0 on
+success, 2 on bad usage (argparse), 1 on a failed run, with one line
+``skivae: error: ...`` on stderr.
 """
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 import warnings
+
+_METHODS = ("ivae", "flow", "tcl", "gcl", "vae")
+_TABLE_TYPES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+class _UserError(Exception):
+    """A failure the user can fix (bad file, column, model): one line, exit 1."""
+
+    exit_status = 1
+
+
+class _UsageError(_UserError):
+    """Arguments that do not go together: one line, exit 2 (as argparse)."""
+
+    exit_status = 2
+
+
+def _check_plot_target(path):
+    """Fail before any fitting when the figure cannot be written."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise _UserError(
+            "--plot needs matplotlib, which is not installed: pip install skivae[plot]"
+        ) from None
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise _UserError(f"cannot write --plot {path}: no directory {parent}")
+
+
+def _plot_demo(path, S, estimates):
+    """A PNG with one row per model: each true source against its match."""
+    from matplotlib.figure import Figure
+
+    from skivae.plotting import plot_sources
+
+    n_rows, n_cols = len(estimates), S.shape[1]
+    fig = Figure(figsize=(max(2.6 * n_cols, 7.0), 2.3 * n_rows), layout="constrained")
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    for row, (name, mcc, Z) in enumerate(estimates):
+        plot_sources(S, Z, axes=axes[row], s=1, alpha=0.3, random_state=0)
+        for col, ax in enumerate(axes[row]):
+            ax.tick_params(labelsize=7)
+            ax.xaxis.label.set_fontsize(8)
+            ax.yaxis.label.set_fontsize(8)
+            ax.title.set_fontsize(7)
+            if col == 0:
+                ax.set_ylabel(f"{name}\nMCC {mcc:.3f}\n\n{ax.get_ylabel()}")
+                ax.yaxis.label.set_fontsize(9)
+            if row < n_rows - 1:
+                ax.set_xlabel("")
+    fig.suptitle(
+        "True sources (x) against the matched recovered components (y)", fontsize=10
+    )
+    try:
+        fig.savefig(path, dpi=100)
+    except (OSError, ValueError) as exc:
+        raise _UserError(f"cannot write --plot {path}: {exc}") from None
 
 
 def _demo(args):
@@ -17,6 +93,8 @@ def _demo(args):
     from skivae.datasets import make_nonstationary_sources
     from skivae.metrics import mean_corr_coef
 
+    if args.plot is not None:
+        _check_plot_target(args.plot)
     X, u, S = make_nonstationary_sources(
         args.n_segments,
         args.n_per_segment,
@@ -47,15 +125,288 @@ def _demo(args):
             warnings.simplefilter("ignore", UserWarning)
             Z = est.fit(X, aux).transform(X)
         seconds = time.perf_counter() - t0
-        rows.append((name, mean_corr_coef(S, Z), seconds))
+        rows.append((name, mean_corr_coef(S, Z), seconds, Z))
     print()
     print(f"{'model':<20}{'MCC':>8}{'fit seconds':>14}")
-    for name, mcc, seconds in rows:
+    for name, mcc, seconds, _ in rows:
         print(f"{name:<20}{mcc:>8.3f}{seconds:>14.1f}")
     print(
         "\nMCC: mean absolute correlation between true and recovered sources after "
         "the best matching (1.0 = perfect)."
     )
+    if args.plot is not None:
+        _plot_demo(args.plot, S, [(name, mcc, Z) for name, mcc, _, Z in rows])
+        print(f"Figure of true against recovered sources: {args.plot}")
+    return 0
+
+
+# ------------------------------------------------------------- table commands
+def _pandas():
+    try:
+        import pandas as pd
+    except ImportError:
+        raise _UserError(
+            "reading and writing tables needs pandas: pip install skivae[cli]"
+        ) from None
+    return pd
+
+
+def _table_type(path, what):
+    kind = _TABLE_TYPES.get(os.path.splitext(str(path))[1].lower())
+    if kind is None:
+        raise _UserError(f"{what} {path}: unsupported file type; use .csv or .parquet")
+    return kind
+
+
+def _parquet_engine():
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise _UserError(
+            "Parquet files need pyarrow, which is not installed: pip install pyarrow"
+        ) from None
+
+
+def _read_table(path):
+    kind = _table_type(path, "DATA")
+    pd = _pandas()
+    if not os.path.isfile(path):
+        raise _UserError(f"no such file: {path}")
+    if kind == "parquet":
+        _parquet_engine()
+    try:
+        if kind == "csv":
+            return pd.read_csv(path)
+        return pd.read_parquet(path)
+    except Exception as exc:  # a malformed file: say which, without a traceback
+        raise _UserError(f"cannot read {path}: {exc}") from None
+
+
+def _write_table(df, path):
+    kind = _table_type(path, "--output")
+    if kind == "parquet":
+        _parquet_engine()
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise _UserError(f"cannot write {path}: no directory {parent}")
+    try:
+        if kind == "csv":
+            df.to_csv(path, index=False)
+        else:
+            df.to_parquet(path, index=False)
+    except OSError as exc:
+        raise _UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _check_columns(df, columns, what):
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise _UserError(
+            f"{what}: no column {', '.join(map(repr, missing))} in the data; its "
+            f"columns are {', '.join(map(repr, map(str, df.columns)))}"
+        )
+
+
+def _observations(df, columns):
+    """The numeric block ``df[columns]``; non-numeric columns are an error."""
+    pd = _pandas()
+    X = df[list(columns)]
+    bad = [str(c) for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+    if bad:
+        raise _UserError(
+            "the observation columns must be numeric; not numeric: "
+            + ", ".join(map(repr, bad))
+            + " (pass labels with --u, an identifier with --id)"
+        )
+    if X.shape[1] == 0:
+        raise _UserError("no observation columns left after --u and --id")
+    return X
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr():
+    """Show each warning as one line ``skivae: warning: ...`` on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            seen = set()
+            for w in caught:
+                message = " ".join(str(w.message).split())
+                if message not in seen:
+                    seen.add(message)
+                    print(f"skivae: warning: {message}", file=sys.stderr)
+
+
+def _run(fn, *args):
+    """Call the estimator; its ValueErrors (bad data, bad model) are user errors."""
+    try:
+        return fn(*args)
+    except ValueError as exc:
+        raise _UserError(" ".join(str(exc).split())) from None
+
+
+def _load_model(path):
+    from skivae import load
+
+    if not os.path.isfile(path):
+        raise _UserError(f"no such model file: {path}")
+    return _run(load, path)
+
+
+def _fit(args):
+    from skivae import IdentifiableVAE, NonlinearICA
+
+    if args.method != "vae" and not args.u:
+        raise _UsageError(
+            f"--method {args.method} needs the auxiliary variable: --u COLUMN"
+        )
+    if os.path.splitext(args.model)[1] == "":
+        args.model += ".skivae"
+    parent = os.path.dirname(os.path.abspath(args.model))
+    if not os.path.isdir(parent):
+        raise _UserError(f"cannot write --model {args.model}: no directory {parent}")
+    df = _read_table(args.data)
+    aux = list(args.u or [])
+    ignored = [args.id] if args.id is not None else []
+    _check_columns(df, aux, "--u")
+    _check_columns(df, ignored, "--id")
+    X = _observations(df, [c for c in df.columns if c not in aux + ignored])
+    u = None
+    if args.method != "vae":
+        u = df[aux[0]].to_numpy() if len(aux) == 1 else df[aux].to_numpy(float)
+    params = dict(
+        n_components=args.n_components,
+        random_state=args.seed,
+        verbose=0 if args.quiet else 1,
+    )
+    if args.max_iter is not None:
+        params["max_iter"] = args.max_iter
+    if args.method in ("ivae", "vae"):
+        est = IdentifiableVAE(**params)
+    else:
+        est = NonlinearICA(method=args.method, **params)
+    with _warnings_to_stderr():
+        if args.method == "vae":
+            warnings.filterwarnings("ignore", "IdentifiableVAE.fit got u=None")
+        _run(est.fit, X, u)
+    try:
+        est.save(args.model)
+    except OSError as exc:
+        raise _UserError(
+            f"cannot write --model {args.model}: {exc.strerror or exc}"
+        ) from None
+    n, d = X.shape
+    if not args.quiet:
+        print(
+            f"Fitted {type(est).__name__}"
+            + (
+                f"(method={args.method!r})"
+                if args.method in ("flow", "tcl", "gcl")
+                else " without u (plain VAE)"
+                if args.method == "vae"
+                else ""
+            )
+            + f" on {n} rows x {d} observation columns"
+            + (f", u = {', '.join(aux)}" if u is not None else "")
+            + f"; {est.n_components_} components; model written to {args.model}"
+        )
+    return 0
+
+
+def _feature_columns(est, df, id_column):
+    names = getattr(est, "feature_names_in_", None)
+    if names is not None:
+        _check_columns(df, list(names), "the model's observation columns")
+        return list(names)
+    columns = [c for c in df.columns if c != id_column]
+    if len(columns) != est.n_features_in_:
+        raise _UserError(
+            f"the model was fitted on {est.n_features_in_} unnamed columns; the "
+            f"data has {len(columns)} (besides --id)"
+        )
+    return columns
+
+
+def _transform(args):
+    pd = _pandas()
+    _table_type(args.output, "--output")
+    est = _load_model(args.model)
+    df = _read_table(args.data)
+    if args.id is not None:
+        _check_columns(df, [args.id], "--id")
+    X = _observations(df, _feature_columns(est, df, args.id))
+    with _warnings_to_stderr():
+        Z = _run(est.transform, X)
+    out = pd.DataFrame(Z, columns=list(est.get_feature_names_out()), index=df.index)
+    if args.id is not None:
+        out.insert(0, args.id, df[args.id])
+    _write_table(out, args.output)
+    if not args.quiet:
+        print(f"Wrote {out.shape[0]} rows x {Z.shape[1]} latents to {args.output}")
+    return 0
+
+
+def _parse_u(est, values):
+    """The ``--u`` strings as one row of the model's auxiliary variable."""
+    import numpy as np
+
+    enc_type = getattr(est, "u_type_", None)
+    if enc_type is None:
+        raise _UserError("this model was fitted without u (plain VAE): drop --u")
+    if enc_type == "categorical":
+        if len(values) != 1:
+            raise _UserError(f"--u takes one label for this model, got {len(values)}")
+        classes = est.aux_classes_
+        matches = [c for c in classes if str(c) == values[0]]
+        if not matches:
+            shown = ", ".join(str(c) for c in classes[:20])
+            raise _UserError(
+                f"--u {values[0]!r} is not a label seen in training ({shown}"
+                + (", ..." if len(classes) > 20 else "")
+                + ")"
+            )
+        return np.asarray(matches[:1], dtype=classes.dtype)
+    if len(values) != est.n_aux_:
+        raise _UserError(
+            f"--u takes {est.n_aux_} number(s) for this model, got {len(values)}"
+        )
+    try:
+        return np.asarray([[float(v) for v in values]])
+    except ValueError:
+        raise _UserError(
+            f"--u values must be numbers, got {' '.join(values)}"
+        ) from None
+
+
+def _sample(args):
+    import numpy as np
+
+    pd = _pandas()
+    _table_type(args.output, "--output")
+    if args.n_samples < 1:
+        raise _UsageError(f"-n must be a positive integer, got {args.n_samples}")
+    est = _load_model(args.model)
+    if not hasattr(est, "sample"):
+        raise _UserError(
+            f"this {type(est).__name__}(method={getattr(est, 'method', None)!r}) "
+            "model has no generative model to sample from (use method ivae, vae "
+            "or flow)"
+        )
+    u = None
+    if args.u is not None:
+        row = _parse_u(est, args.u)
+        u = np.repeat(row, args.n_samples, axis=0)
+    with _warnings_to_stderr():
+        X, _ = _run(est.sample, args.n_samples, u, args.seed)
+    names = getattr(est, "feature_names_in_", None)
+    if names is None:
+        names = [f"x{i}" for i in range(X.shape[1])]
+    out = pd.DataFrame(X, columns=[str(c) for c in names])
+    _write_table(out, args.output)
+    if not args.quiet:
+        print(f"Wrote {out.shape[0]} sampled rows to {args.output}")
     return 0
 
 
@@ -80,14 +431,122 @@ def main(argv=None):
         "--max-iter", type=int, default=None, help="epochs (default: each estimator's)"
     )
     demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument(
+        "--plot",
+        metavar="FILE",
+        default=None,
+        help="write a PNG of the true against the recovered sources of each model",
+    )
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    fit = sub.add_parser(
+        "fit",
+        help="fit an estimator on a CSV or Parquet table and save it",
+        description=(
+            "Fit an estimator on a table (.csv, or .parquet with pyarrow). The --u "
+            "columns are the auxiliary variable: one column of labels (segments, "
+            "classes) or several numeric columns (continuous covariates). Every "
+            "other column but --id is an observation and must be numeric."
+        ),
+    )
+    fit.add_argument("data", metavar="DATA", help="input table (.csv or .parquet)")
+    fit.add_argument(
+        "--u",
+        nargs="+",
+        metavar="COLUMN",
+        help="auxiliary-variable column(s); not needed with --method vae",
+    )
+    fit.add_argument(
+        "--method",
+        choices=_METHODS,
+        default="ivae",
+        help=(
+            "ivae: IdentifiableVAE (default); vae: IdentifiableVAE fitted without "
+            "u (the non-identifiable baseline; --u columns are dropped); flow, "
+            "tcl, gcl: NonlinearICA(method=...)"
+        ),
+    )
+    fit.add_argument(
+        "--n-components",
+        type=int,
+        default=None,
+        metavar="K",
+        help="latent components (default: the number of observation columns)",
+    )
+    fit.add_argument("--max-iter", type=int, default=None, metavar="N", help="epochs")
+    fit.add_argument("--seed", type=int, default=0, metavar="S", help="random_state")
+    fit.add_argument("--id", metavar="COLUMN", help="a column to leave out (row ids)")
+    fit.add_argument(
+        "--model", required=True, metavar="OUT", help="model file to write"
+    )
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    transform = sub.add_parser(
+        "transform",
+        help="write the latent features of a table's rows",
+        description=(
+            "Write the latents of each row (the model's transform) to a table "
+            "whose columns are named by get_feature_names_out (ivae0, ... or "
+            "nica0, ...). The observation columns are found by name."
+        ),
+    )
+    transform.add_argument("data", metavar="DATA", help="input table")
+    transform.add_argument(
+        "--model", required=True, metavar="M", help="a model written by skivae fit"
+    )
+    transform.add_argument(
+        "--output", required=True, metavar="OUT", help="output table (.csv/.parquet)"
+    )
+    transform.add_argument(
+        "--id", metavar="COLUMN", help="copy this column into the output, first"
+    )
+    transform.add_argument("--quiet", action="store_true", help="no summary line")
+
+    sample = sub.add_parser(
+        "sample",
+        help="write rows drawn from a fitted generative model",
+        description=(
+            "Draw rows from the model (z ~ p(z|u), then x ~ p(x|z)), with the "
+            "observation columns' original names."
+        ),
+    )
+    sample.add_argument(
+        "--model", required=True, metavar="M", help="a model written by skivae fit"
+    )
+    sample.add_argument(
+        "-n",
+        "--n-samples",
+        type=int,
+        required=True,
+        metavar="N",
+        help="number of rows",
+    )
+    sample.add_argument(
+        "--u",
+        nargs="+",
+        metavar="VALUE",
+        help=(
+            "condition on this value of u: a training label, or one number per "
+            "u column (default: u drawn like the training data)"
+        ),
+    )
+    sample.add_argument("--seed", type=int, default=0, metavar="S", help="seed")
+    sample.add_argument(
+        "--output", required=True, metavar="OUT", help="output table (.csv/.parquet)"
+    )
+    sample.add_argument("--quiet", action="store_true", help="no summary line")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command == "demo":
-        return _demo(args)
-    return 2  # pragma: no cover
+    try:
+        return _COMMANDS[args.command](args)
+    except _UserError as exc:
+        print(f"skivae: error: {exc}", file=sys.stderr)
+        return exc.exit_status
+
+
+_COMMANDS = {"demo": _demo, "fit": _fit, "transform": _transform, "sample": _sample}
 
 
 if __name__ == "__main__":  # pragma: no cover

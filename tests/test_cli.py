@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pytest
 
 from skivae.cli import main
@@ -66,3 +67,258 @@ def test_help_exits_zero(capsys):
         main(["demo", "--help"])
     assert exc.value.code == 0
     assert "--n-segments" in capsys.readouterr().out
+
+
+def test_demo_plot_writes_a_png_with_one_row_per_model(tmp_path, capsys):
+    mpl_image = pytest.importorskip("matplotlib.image")
+    path = tmp_path / "demo.png"
+    assert main(DEMO + ["--plot", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"Figure of true against recovered sources: {path}" in out
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width = mpl_image.imread(path).shape[:2]
+    assert height > width  # four rows of models, two columns of sources
+
+
+def test_demo_plot_into_a_missing_directory_fails_before_fitting(tmp_path, capsys):
+    path = tmp_path / "nowhere" / "demo.png"
+    assert main(DEMO + ["--plot", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("skivae: error: cannot write --plot")
+    assert "Simulation" not in captured.out
+
+
+def test_demo_plot_without_matplotlib(monkeypatch, tmp_path, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(DEMO + ["--plot", str(tmp_path / "d.png")]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "skivae: error: --plot needs matplotlib, which is not installed: "
+        "pip install skivae[plot]\n"
+    )
+
+
+# ------------------------------------------------------------ table commands
+@pytest.fixture
+def table(tmp_path):
+    """A CSV with an id column, two observations and a segment-label column."""
+    pd = pytest.importorskip("pandas")
+    from skivae.datasets import make_nonstationary_sources
+
+    X, u, _ = make_nonstationary_sources(6, 40, 2, n_layers=1, random_state=0)
+    df = pd.DataFrame(X, columns=["alpha", "beta"])
+    df.insert(0, "rid", [f"r{i}" for i in range(len(df))])
+    df["seg"] = [f"s{k}" for k in u]
+    df["t"] = np.linspace(0.0, 1.0, len(df))
+    path = tmp_path / "data.csv"
+    df.to_csv(path, index=False)
+    return path, df
+
+
+def _fit_args(table_path, model, *extra):
+    return ["fit", str(table_path), "--id", "rid", "--max-iter", "2", "--quiet",
+            "--model", str(model), *extra]  # fmt: skip
+
+
+def test_fit_transform_sample_round_trip(table, tmp_path, capsys):
+    import pandas as pd
+
+    from skivae import IdentifiableVAE, load
+
+    path, df = table
+    model = tmp_path / "m.skivae"
+    assert main(_fit_args(path, model, "--u", "seg", "--seed", "3")) == 0
+    est = load(model)
+    assert isinstance(est, IdentifiableVAE)
+    assert list(est.feature_names_in_) == ["alpha", "beta", "t"]
+    assert est.u_type_ == "categorical"
+    assert sorted(est.aux_classes_) == [f"s{k}" for k in range(6)]
+    assert est.random_state == 3 and est.max_iter == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert all(line.startswith("skivae: warning: ") for line in err.splitlines())
+
+    out = tmp_path / "z.csv"
+    assert main(["transform", str(path), "--model", str(model), "--output",
+                 str(out), "--id", "rid"]) == 0  # fmt: skip
+    Z = pd.read_csv(out)
+    assert list(Z.columns) == ["rid", "ivae0", "ivae1", "ivae2"]
+    assert list(Z["rid"]) == list(df["rid"])
+    expected = est.transform(df[["alpha", "beta", "t"]])
+    np.testing.assert_allclose(Z[["ivae0", "ivae1", "ivae2"]], expected, rtol=1e-6)
+    assert f"Wrote 240 rows x 3 latents to {out}" in capsys.readouterr().out
+
+    synth = tmp_path / "x.csv"
+    assert main(["sample", "--model", str(model), "-n", "7", "--u", "s2",
+                 "--output", str(synth), "--seed", "1"]) == 0  # fmt: skip
+    X_new = pd.read_csv(synth)
+    assert list(X_new.columns) == ["alpha", "beta", "t"]
+    assert X_new.shape == (7, 3)
+    X_ref, _ = est.sample(7, u=np.array(["s2"] * 7), random_state=1)
+    np.testing.assert_allclose(X_new.to_numpy(), X_ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "method, cls, u_args",
+    [("flow", "NonlinearICA", ["--u", "t", "seg"]), ("vae", "IdentifiableVAE", [])],
+)
+def test_fit_methods(table, tmp_path, capsys, method, cls, u_args):
+    from skivae import load
+
+    path, _ = table
+    df = __import__("pandas").read_csv(path)
+    df["seg"] = df["seg"].str[1:].astype(int)  # numeric, so it can be a covariate
+    df.to_csv(path, index=False)
+    model = tmp_path / "m"
+    argv = _fit_args(path, model, "--method", method, *u_args)
+    if method == "vae":
+        argv += ["--n-components", "2"]
+    assert main(argv) == 0
+    est = load(str(model) + ".skivae")  # the suffix is added when missing
+    assert type(est).__name__ == cls
+    if method == "flow":
+        assert est.method == "flow" and est.u_type_ == "continuous"
+        assert list(est.feature_names_in_) == ["alpha", "beta"]
+    else:
+        assert est.aux_encoder_ is None and est.n_components_ == 2
+        assert list(est.feature_names_in_) == ["alpha", "beta", "seg", "t"]
+    assert "u=None" not in capsys.readouterr().err  # the plain-VAE warning is muted
+
+
+def test_parquet_round_trip(table, tmp_path):
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    path, df = table
+    pq = tmp_path / "data.parquet"
+    df.to_parquet(pq)
+    model = tmp_path / "m.skivae"
+    assert main(_fit_args(pq, model, "--u", "seg")) == 0
+    out = tmp_path / "z.parquet"
+    args = ["transform", str(pq), "--model", str(model), "--output", str(out)]
+    assert main(args + ["--quiet"]) == 0
+    assert list(pd.read_parquet(out).columns) == ["ivae0", "ivae1", "ivae2"]
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = [x for x in err.splitlines() if x.startswith("skivae: error: ")]
+    return line
+
+
+def test_user_errors_give_one_line_and_status_1(table, tmp_path, capsys):
+    path, df = table
+    model = tmp_path / "m.skivae"
+    cases = [
+        (_fit_args(tmp_path / "none.csv", model, "--u", "seg"), "no such file: "),
+        (_fit_args(path, model, "--u", "segment"), "--u: no column 'segment'"),
+        (_fit_args(path, model, "--u", "t"), "not numeric: 'seg'"),
+        (_fit_args(tmp_path / "d.txt", model, "--u", "seg"), "unsupported file type"),
+        (_fit_args(path, tmp_path / "no" / "m", "--u", "seg"), "no directory"),
+        (
+            [
+                "transform",
+                str(path),
+                "--model",
+                str(path),
+                "--output",
+                str(tmp_path / "z.csv"),
+            ],
+            "is not a skivae file",
+        ),  # fmt: skip
+        (
+            [
+                "transform",
+                str(path),
+                "--model",
+                str(tmp_path / "none.skivae"),
+                "--output",
+                str(tmp_path / "z.csv"),
+            ],
+            "no such model file",
+        ),  # fmt: skip
+    ]
+    for argv, message in cases:
+        assert main(argv) == 1, argv
+        assert message in _error_line(capsys), argv
+    # A wrong --u label when sampling, after a real fit.
+    assert main(_fit_args(path, model, "--u", "seg")) == 0
+    capsys.readouterr()
+    argv = ["sample", "--model", str(model), "-n", "2", "--u", "s9", "--output",
+            str(tmp_path / "x.csv")]  # fmt: skip
+    assert main(argv) == 1
+    assert "'s9' is not a label seen in training" in _error_line(capsys)
+    # Transform data that lack a column the model was fitted on.
+    df.drop(columns="beta").to_csv(tmp_path / "less.csv", index=False)
+    argv = ["transform", str(tmp_path / "less.csv"), "--model", str(model),
+            "--output", str(tmp_path / "z.csv")]  # fmt: skip
+    assert main(argv) == 1
+    assert "no column 'beta'" in _error_line(capsys)
+
+
+def test_usage_errors_give_status_2(table, tmp_path, capsys):
+    path, _ = table
+    assert main(_fit_args(path, tmp_path / "m", "--method", "gcl")) == 2
+    assert _error_line(capsys) == (
+        "skivae: error: --method gcl needs the auxiliary variable: --u COLUMN"
+    )
+    usage = [
+        ["fit", str(path), "--u", "seg"],  # no --model
+        ["fit", str(path), "--model", "m", "--method", "pca"],
+        ["sample", "--model", "m", "-n", "x", "--output", "o.csv"],
+    ]
+    for argv in usage:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        assert "Traceback" not in capsys.readouterr().err
+
+
+def test_parquet_without_pyarrow(table, tmp_path, monkeypatch, capsys):
+    import sys
+
+    path, _ = table
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    argv = _fit_args(tmp_path / "d.parquet", tmp_path / "m", "--u", "seg")
+    (tmp_path / "d.parquet").write_bytes(b"PAR1")
+    assert main(argv) == 1
+    assert _error_line(capsys) == (
+        "skivae: error: Parquet files need pyarrow, which is not installed: "
+        "pip install pyarrow"
+    )
+
+
+@pytest.mark.parametrize("command", ["fit", "transform", "sample"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "--model" in capsys.readouterr().out
+
+
+def test_real_subprocess(table, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path, _ = table
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    model = tmp_path / "m.skivae"
+    ok = subprocess.run(
+        [sys.executable, "-m", "skivae", *_fit_args(path, model, "--u", "seg")],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert model.is_file()
+    bad = subprocess.run(
+        [sys.executable, "-m", "skivae", "transform", str(path), "--model",
+         str(tmp_path / "missing.skivae"), "--output", str(tmp_path / "z.csv")],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == (
+        f"skivae: error: no such model file: {tmp_path / 'missing.skivae'}"
+    )
