@@ -40,11 +40,10 @@ def fit_one(method, n_layers, data_seed, model_seed, data, params):
     import time
 
     import numpy as np
+    from _truth import true_log_likelihood
     from sklearn.decomposition import FastICA
 
     from skivae import IdentifiableVAE, NonlinearICA
-    from _truth import true_log_likelihood
-
     from skivae.datasets import make_nonstationary_sources
     from skivae.metrics import mean_corr_coef
 

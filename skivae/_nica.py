@@ -12,12 +12,13 @@ from sklearn.utils.metaestimators import available_if
 from skivae._base import _BaseLatentEstimator
 from skivae._compat import Interval, StrOptions, _fit_context, check_is_fitted
 from skivae._core.contrastive import GCLModule, TCLModule
-from skivae._core.training import DivergenceError
-from skivae._core.flow import FlowModule
+from skivae._core.flow import FlowModule, InvertibleMLP
 from skivae._core.priors import N_STATISTICS, PRIORS, ConditionalPrior
+from skivae._core.training import DivergenceError
 from skivae._ivae import _check_latents, _make_ivae_module
 
 _METHODS = ("flow", "ivae", "tcl", "gcl")
+_FEATURES = ("mlp", "flow")
 #: what ``"auto"`` stands for: (max_iter, learning_rate_init, n_init)
 _AUTO_SETTINGS = {"flow": (20, 3e-2, 3)}
 _DEFAULT_SETTINGS = (40, 1e-2, 1)
@@ -78,8 +79,21 @@ class NonlinearICA(_BaseLatentEstimator):
         modulates each source's mean and variance with ``u``,
         ``"gaussian_var"`` only its variance, ``"laplace"`` its scale.
 
+    features : {"mlp", "flow"}, default="mlp"
+        Feature network of the contrastive methods (``"tcl"``, ``"gcl"``):
+        an MLP (``hidden_layer_sizes``, ``activation``), or the invertible
+        stack of the flow (``flow_depth``, ``spline_bins``,
+        ``spline_bound``; square data only). With zero-mean sources whose
+        scale ``u`` modulates, the contrastive objectives see only ``|s|``:
+        an MLP may fold the signs and then estimates ``|s|``, an invertible
+        network cannot fold and estimates the signed ``s``. TCL with
+        ``"flow"`` applies no FastICA. Ignored by ``"flow"`` and ``"ivae"``.
+
+        .. versionadded:: 0.2
+
     flow_depth : int, default=4
-        Number of spline blocks of the flow (``method="flow"``); it has
+        Number of spline blocks of the flow (``method="flow"``, and the
+        contrastive methods with ``features="flow"``); it has
         ``flow_depth + 1`` linear layers. ``L - 1`` blocks can invert an
         MLP mixing of ``L`` layers exactly; a few more make the
         optimisation easier.
@@ -168,6 +182,7 @@ class NonlinearICA(_BaseLatentEstimator):
         **_BaseLatentEstimator._parameter_constraints,
         "method": [StrOptions(set(_METHODS))],
         "prior": [StrOptions(set(PRIORS))],
+        "features": [StrOptions(set(_FEATURES))],
         "flow_depth": [Interval(Integral, 1, None, closed="left")],
         "spline_bins": [Interval(Integral, 2, None, closed="left")],
         "spline_bound": [Interval(Real, 0, None, closed="neither")],
@@ -187,6 +202,7 @@ class NonlinearICA(_BaseLatentEstimator):
         *,
         method="flow",
         prior="gaussian",
+        features="mlp",
         flow_depth=4,
         spline_bins=8,
         spline_bound=5.0,
@@ -198,6 +214,7 @@ class NonlinearICA(_BaseLatentEstimator):
     ):
         self.method = method
         self.prior = prior
+        self.features = features
         self.flow_depth = flow_depth
         self.spline_bins = spline_bins
         self.spline_bound = spline_bound
@@ -238,6 +255,20 @@ class NonlinearICA(_BaseLatentEstimator):
                 "an invertible mixing of as many sources as observed features; for "
                 "fewer sources than features (undercomplete) or noisy data use "
                 "method='ivae'."
+            )
+        self._check_contrastive_square(n_features)
+
+    def _check_contrastive_square(self, n_features):
+        if (
+            self.method in ("tcl", "gcl")
+            and self.features == "flow"
+            and self.n_components not in (None, n_features)
+        ):
+            raise ValueError(
+                f"features='flow' is invertible, so it needs square data: "
+                f"n_components={self.n_components} must equal n_features="
+                f"{n_features} (or be None). Use features='mlp' for fewer sources "
+                "than features."
             )
 
     def _n_statistics(self):
@@ -339,6 +370,18 @@ class NonlinearICA(_BaseLatentEstimator):
             return super()._fit_restarts(n_features, data, seeds)
         return module.keep(int(ll.argmax())), hist, seeds[0]
 
+    def _feature_net(self, n_features):
+        """The contrastive feature network: None (the module's MLP) or the
+        invertible stack of the flow."""
+        if self.features == "mlp":
+            return None
+        return InvertibleMLP(
+            n_features,
+            depth=self.flow_depth,
+            bins=self.spline_bins,
+            bound=self.spline_bound,
+        )
+
     def _tcl_module(self, n_features):
         return TCLModule(
             n_features,
@@ -346,6 +389,7 @@ class NonlinearICA(_BaseLatentEstimator):
             self.aux_encoder_.n_aux_,
             hidden_layer_sizes=tuple(int(h) for h in self.hidden_layer_sizes),
             activation=self.activation,
+            feature_net=self._feature_net(n_features),
         )
 
     def _gcl_module(self, n_features):
@@ -361,13 +405,14 @@ class NonlinearICA(_BaseLatentEstimator):
             activation=self.activation,
             aux_support=support,
             aux_log_weights=log_weights,
+            feature_net=self._feature_net(n_features),
         )
 
     def _after_fit(self, Xp, seed):
         """TCL's linear ICA, then the standardisation of the sources."""
         F = self._batched(lambda m, xb, ub: m.features(xb), Xp).astype(np.float64)
         self.ica_ = None
-        if self.method == "tcl":
+        if self.method == "tcl" and not self.module_.invertible:
             self.ica_ = FastICA(
                 self.n_components_,
                 whiten="unit-variance",
@@ -461,8 +506,8 @@ class NonlinearICA(_BaseLatentEstimator):
         ``"flow"``: mean exact log-likelihood ``log p(x | u)`` per sample, in
         nats, on the original scale of ``X`` (``u=None``: ``log p(x)`` under
         the training distribution of ``u``); it compares flows of any
-        settings honestly. ``"ivae"``: mean ELBO per sample (``u=None`` uses the marginal
-        prior). ``"tcl"``: mean log-probability of the true segment.
+        settings honestly. ``"ivae"``: mean ELBO per sample (``u=None`` uses
+        the marginal prior). ``"tcl"``: mean log-probability of the true segment.
         ``"gcl"``: minus the mean logistic loss of telling true pairs from
         pairs with another ``u``, its expectation over the training values
         of ``u`` (so each sample's term depends on that sample alone).

@@ -10,9 +10,7 @@ from skivae import NonlinearICA
 from skivae.datasets import make_nonstationary_sources
 from skivae.metrics import mean_corr_coef
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::sklearn.exceptions.ConvergenceWarning"
-)
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 FAST = dict(max_iter=3, random_state=0)
 
 

@@ -29,6 +29,13 @@ from skivae._core.nets import ACTIVATIONS, make_mlp
 AUX_KINDS = ("categorical", "continuous")
 
 
+def _feature_net(net, n_features, n_components, hidden_layer_sizes, activation):
+    """``net``, or a new feature MLP when it is None."""
+    if net is None:
+        return make_mlp(n_features, hidden_layer_sizes, n_components, activation)
+    return net
+
+
 class TCLModule(LatentModel):
     """Time-contrastive learning: classify the segment of each observation.
 
@@ -52,6 +59,11 @@ class TCLModule(LatentModel):
         Hidden widths of the feature MLP.
     activation : str, default="leaky_relu"
         Hidden activation, a key of :data:`skivae._core.nets.ACTIVATIONS`.
+    feature_net : nn.Module or None, default=None
+        The feature network ``h``; ``None`` builds an MLP from
+        ``hidden_layer_sizes`` and ``activation``. A network with a true
+        ``invertible`` attribute (:class:`~skivae._core.flow.InvertibleMLP`)
+        cannot fold the signs of the sources.
 
     Notes
     -----
@@ -62,7 +74,9 @@ class TCLModule(LatentModel):
     of each ``h_i`` is not identified: with zero-mean, scale-modulated
     sources ``h_i`` is often a folded (``|s|``-like) map of the source.
     Apply linear ICA to :meth:`features` to estimate the sources as TCL
-    does.
+    does. With an invertible ``feature_net`` the classifier still sees
+    ``|h(x)|``, but :meth:`features` returns ``h(x)``: an invertible map
+    cannot fold, so ``h`` keeps the signs of the sources.
     """
 
     def __init__(
@@ -73,26 +87,33 @@ class TCLModule(LatentModel):
         *,
         hidden_layer_sizes=(64, 64),
         activation="leaky_relu",
+        feature_net=None,
     ):
         super().__init__()
         self.n_features = n_features
         self.n_components = n_components
         self.n_classes = n_classes
-        self.feature_net = make_mlp(
-            n_features, hidden_layer_sizes, n_components, activation
+        self.feature_net = _feature_net(
+            feature_net, n_features, n_components, hidden_layer_sizes, activation
         )
         self.classifier = nn.Linear(n_components, n_classes)
         bound = 1.0 / math.sqrt(n_components)
         nn.init.uniform_(self.classifier.weight, -bound, bound)
         nn.init.zeros_(self.classifier.bias)
 
+    @property
+    def invertible(self):
+        """Whether the feature network is a bijection (no sign folding)."""
+        return bool(getattr(self.feature_net, "invertible", False))
+
     def features(self, x):
-        """Feature vector ``|h(x)|``, shape ``(B, n_components)``."""
-        return self.feature_net(x).abs()
+        """``|h(x)|``, or ``h(x)`` for an invertible feature network: ``(B, n)``."""
+        h = self.feature_net(x)
+        return h if self.invertible else h.abs()
 
     def logits(self, x):
         """Unnormalised segment log-probabilities, shape ``(B, n_classes)``."""
-        return self.classifier(self.features(x))
+        return self.classifier(self.feature_net(x).abs())
 
     def loss(self, x, u):
         """Per-sample cross-entropy of the segment labels ``u``, shape ``(B,)``.
@@ -191,6 +212,11 @@ class GCLModule(LatentModel):
     aux_support, aux_log_weights : Tensor or None
         Training values of ``u`` and their log-weights (the distribution of
         the negatives), needed by :meth:`score_samples`.
+    feature_net : nn.Module or None, default=None
+        The feature network ``h``; ``None`` builds an MLP from
+        ``hidden_layer_sizes`` and ``activation``. A network with a true
+        ``invertible`` attribute (:class:`~skivae._core.flow.InvertibleMLP`)
+        cannot fold the signs of the sources.
 
     Notes
     -----
@@ -225,6 +251,7 @@ class GCLModule(LatentModel):
         baseline_hidden=(16, 16),
         aux_support=None,
         aux_log_weights=None,
+        feature_net=None,
     ):
         super().__init__()
         if aux not in AUX_KINDS:
@@ -236,8 +263,8 @@ class GCLModule(LatentModel):
         self.n_features = n_features
         self.n_components = n_components
         self.aux = aux
-        self.feature_net = make_mlp(
-            n_features, hidden_layer_sizes, n_components, activation
+        self.feature_net = _feature_net(
+            feature_net, n_features, n_components, hidden_layer_sizes, activation
         )
         n_coef = 3 * n_components
         if aux == "categorical":

@@ -16,6 +16,10 @@ where every ``Linear`` is a full-rank square matrix with a bias and every
 identity outside ``[-bound, bound]``). This family contains the exact inverse
 of any invertible MLP with strictly monotone activations, so maximum
 likelihood needs no encoder, decoder noise or variational gap.
+
+The invertible stack itself is :class:`InvertibleMLP`; the contrastive
+estimators (TCL, GCL) use it too, as a feature network that cannot fold the
+signs of the sources.
 """
 
 import torch
@@ -23,6 +27,131 @@ from torch import nn
 from zuko.transforms import MonotonicRQSTransform
 
 from skivae._core.base import LatentModel
+
+
+class InvertibleMLP(nn.Module):
+    """The inverted-MLP stack ``x -> Linear -> spline -> ... -> Linear``.
+
+    ``depth`` blocks of a full-rank square linear layer with bias followed by
+    an element-wise monotone rational-quadratic spline (zuko's, the identity
+    outside ``[-bound, bound]``), then a last linear layer. Every parameter
+    has a leading restart axis of length ``n_restarts``, so ``R`` independent
+    networks run as one batched model.
+
+    Parameters
+    ----------
+    n_features : int
+        Dimension of the input and of the output (the map is square).
+    depth : int, default=4
+        Number of spline blocks; there are ``depth + 1`` linear layers.
+    bins : int, default=8
+        Bins of each spline.
+    bound : float, default=5.0
+        Each spline acts on ``[-bound, bound]`` and is the identity outside.
+    n_restarts : int, default=1
+        Number of independent networks held together.
+
+    Notes
+    -----
+    Linear layers start as random orthogonal matrices (drawn from torch's
+    global RNG, so restarts differ) with zero bias, and splines at the
+    identity: the initial map is a rotation. Called as a module,
+    ``net(x)`` is the output of a single-restart network, shape ``(B, D)``.
+    """
+
+    #: the map is a bijection (the contrastive modules read this)
+    invertible = True
+
+    def __init__(self, n_features, *, depth=4, bins=8, bound=5.0, n_restarts=1):
+        super().__init__()
+        R, D = n_restarts, n_features
+        self.n_features = n_features
+        self.depth = depth
+        self.bound = float(bound)
+        Q, Rq = torch.linalg.qr(torch.randn(R, depth + 1, D, D))
+        Q = Q * torch.sign(torch.diagonal(Rq, dim1=-2, dim2=-1)).unsqueeze(-2)
+        # Axis 0: restart; axis 1: layer. A layer maps h -> h @ W.T + b.
+        self.weight = nn.Parameter(Q)
+        self.bias = nn.Parameter(torch.zeros(R, depth + 1, 1, D))
+        # Unconstrained spline parameters; all zeros is the identity map.
+        self.widths = nn.Parameter(torch.zeros(R, depth, 1, D, bins))
+        self.heights = nn.Parameter(torch.zeros(R, depth, 1, D, bins))
+        self.derivatives = nn.Parameter(torch.zeros(R, depth, 1, D, bins - 1))
+
+    @property
+    def n_restarts(self):
+        return self.weight.shape[0]
+
+    def _spline(self, layer):
+        return MonotonicRQSTransform(
+            self.widths[:, layer],
+            self.heights[:, layer],
+            self.derivatives[:, layer],
+            bound=self.bound,
+        )
+
+    def _run(self, x, with_ladj):
+        h = x.expand(self.n_restarts, *x.shape)
+        ladj = x.new_zeros(h.shape[:-1]) if with_ladj else None
+        for layer in range(self.depth + 1):
+            h = h @ self.weight[:, layer].transpose(-1, -2) + self.bias[:, layer]
+            if layer < self.depth:
+                spline = self._spline(layer)
+                if with_ladj:
+                    h, la = spline.call_and_ladj(h)
+                    ladj = ladj + la.sum(-1)
+                else:
+                    h = spline(h)
+        if with_ladj:
+            log_det = torch.linalg.slogdet(self.weight)[1].sum(1)  # (R,)
+            ladj = ladj + log_det[:, None]
+        return h, ladj
+
+    def unmix_all(self, x):
+        """Outputs and ``log |det d out/dx|`` of every restart: ``(R, B, D)``
+        and ``(R, B)``."""
+        return self._run(x, with_ladj=True)
+
+    def forward(self, x):
+        """Output of a single-restart network, shape ``(B, D)`` (no Jacobian)."""
+        self._check_single()
+        return self._run(x, with_ladj=False)[0][0]
+
+    def _check_single(self):
+        if self.n_restarts != 1:
+            raise RuntimeError(
+                f"this flow holds {self.n_restarts} restarts: keep one first"
+            )
+
+    def inverse(self, s):
+        """The input whose output is ``s`` (single restart): spline inverses and
+        linear solves, exact."""
+        self._check_single()
+        h = s
+        for layer in range(self.depth, -1, -1):
+            if layer < self.depth:
+                h = self._spline(layer).inv(h[None])[0]
+            h = torch.linalg.solve(
+                self.weight[0, layer], (h - self.bias[0, layer]).transpose(-1, -2)
+            ).transpose(-1, -2)
+        return h
+
+    def keep(self, restart):
+        """Keep one restart (in place)."""
+        for name in _PARAMETERS:
+            param = getattr(self, name)
+            setattr(self, name, nn.Parameter(param.data[restart : restart + 1].clone()))
+        return self
+
+
+_PARAMETERS = ("weight", "bias", "widths", "heights", "derivatives")
+
+
+def _delegate(name):
+    return property(
+        lambda self: getattr(self.net, name),
+        doc=f"The flow's ``{name}`` parameter (of :class:`InvertibleMLP`).",
+    )
 
 
 class FlowModule(LatentModel):
@@ -50,57 +179,43 @@ class FlowModule(LatentModel):
 
     Notes
     -----
-    Linear layers start as random orthogonal matrices (drawn from torch's
-    global RNG, so restarts differ) with zero bias, and splines at the
-    identity: the initial flow is a rotation of the standardised data.
+    The map ``g`` is :attr:`net`, an :class:`InvertibleMLP` holding the
+    ``R`` restarts; ``weight``, ``bias``, ``widths``, ``heights`` and
+    ``derivatives`` are its parameters. Linear layers start as random
+    orthogonal matrices (drawn from torch's global RNG, so restarts differ)
+    with zero bias, and splines at the identity: the initial flow is a
+    rotation of the standardised data.
     """
 
     log_density = True
+
+    weight = _delegate("weight")
+    bias = _delegate("bias")
+    widths = _delegate("widths")
+    heights = _delegate("heights")
+    derivatives = _delegate("derivatives")
 
     def __init__(self, n_features, priors, *, depth=4, bins=8, bound=5.0):
         super().__init__()
         if isinstance(priors, nn.Module):
             priors = [priors]
-        R, D = len(priors), n_features
         self.n_features = n_features
         self.n_components = n_features
         self.depth = depth
         self.bound = float(bound)
         self.priors = nn.ModuleList(priors)
-        Q, Rq = torch.linalg.qr(torch.randn(R, depth + 1, D, D))
-        Q = Q * torch.sign(torch.diagonal(Rq, dim1=-2, dim2=-1)).unsqueeze(-2)
-        # Axis 0: restart; axis 1: layer. A layer maps h -> h @ W.T + b.
-        self.weight = nn.Parameter(Q)
-        self.bias = nn.Parameter(torch.zeros(R, depth + 1, 1, D))
-        # Unconstrained spline parameters; all zeros is the identity map.
-        self.widths = nn.Parameter(torch.zeros(R, depth, 1, D, bins))
-        self.heights = nn.Parameter(torch.zeros(R, depth, 1, D, bins))
-        self.derivatives = nn.Parameter(torch.zeros(R, depth, 1, D, bins - 1))
+        self.net = InvertibleMLP(
+            n_features, depth=depth, bins=bins, bound=bound, n_restarts=len(priors)
+        )
 
     @property
     def n_restarts(self):
-        return self.weight.shape[0]
-
-    def _spline(self, layer):
-        return MonotonicRQSTransform(
-            self.widths[:, layer],
-            self.heights[:, layer],
-            self.derivatives[:, layer],
-            bound=self.bound,
-        )
+        return self.net.n_restarts
 
     def unmix_all(self, x):
         """``s = g(x)`` and ``log |det dg/dx|`` of every restart: ``(R, B, D)``
         and ``(R, B)``."""
-        h = x.expand(self.n_restarts, *x.shape)
-        ladj = x.new_zeros(h.shape[:-1])
-        for layer in range(self.depth + 1):
-            h = h @ self.weight[:, layer].transpose(-1, -2) + self.bias[:, layer]
-            if layer < self.depth:
-                h, la = self._spline(layer).call_and_ladj(h)
-                ladj = ladj + la.sum(-1)
-        log_det = torch.linalg.slogdet(self.weight)[1].sum(1)  # (R,)
-        return h, ladj + log_det[:, None]
+        return self.net.unmix_all(x)
 
     def unmix(self, x):
         """``s = g(x)`` and ``log |det dg/dx|`` of a single-restart flow."""
@@ -109,10 +224,7 @@ class FlowModule(LatentModel):
         return s[0], ladj[0]
 
     def _check_single(self):
-        if self.n_restarts != 1:
-            raise RuntimeError(
-                f"this flow holds {self.n_restarts} restarts: keep one first"
-            )
+        self.net._check_single()
 
     def restart_log_prob(self, x, u):
         """Exact log-likelihood of every restart, shape ``(R, B)``.
@@ -135,9 +247,7 @@ class FlowModule(LatentModel):
 
     def keep(self, restart):
         """Keep one restart (in place): the flow becomes a single model."""
-        for name in ("weight", "bias", "widths", "heights", "derivatives"):
-            param = getattr(self, name)
-            setattr(self, name, nn.Parameter(param.data[restart : restart + 1].clone()))
+        self.net.keep(restart)
         self.priors = nn.ModuleList([self.priors[restart]])
         return self
 
@@ -157,15 +267,7 @@ class FlowModule(LatentModel):
 
     def inverse(self, s):
         """``x = g^-1(s)``: spline inverses and linear solves, exact."""
-        self._check_single()
-        h = s
-        for layer in range(self.depth, -1, -1):
-            if layer < self.depth:
-                h = self._spline(layer).inv(h[None])[0]
-            h = torch.linalg.solve(
-                self.weight[0, layer], (h - self.bias[0, layer]).transpose(-1, -2)
-            ).transpose(-1, -2)
-        return h
+        return self.net.inverse(s)
 
     def sample(self, u, n_samples):
         """Draw ``(x, s)``: ``s ~ p(s | u)``, then ``x = g^-1(s)``."""
