@@ -300,7 +300,7 @@ class NonlinearICA(_BaseLatentEstimator):
         flow._register_aux_support(*self._aux_support_tensors())
         return flow
 
-    def _fit_restarts(self, n_features, data, seeds):
+    def _fit_restarts(self, n_features, data, seeds, start=None):
         """The flow trains its restarts together, as one batched model.
 
         Each restart keeps its own parameters and gradients; the one with the
@@ -309,8 +309,8 @@ class NonlinearICA(_BaseLatentEstimator):
         trained one by one instead, so a single bad restart cannot sink the
         others.
         """
-        if self.method != "flow" or len(seeds) == 1:
-            return super()._fit_restarts(n_features, data, seeds)
+        if start is not None or self.method != "flow" or len(seeds) == 1:
+            return super()._fit_restarts(n_features, data, seeds, start=start)
         self._n_batched_restarts = len(seeds)
         try:
             module, hist, _ = self._fit_one(
