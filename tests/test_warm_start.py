@@ -105,7 +105,9 @@ def _mismatches(X, u):
 
 
 @pytest.mark.filterwarnings("ignore:IdentifiableVAE.fit got u=None")
-@pytest.mark.parametrize("case", ["features", "categories", "unseen", "no u", "shape", "layers"])
+@pytest.mark.parametrize(
+    "case", ["features", "categories", "unseen", "no u", "shape", "layers"]
+)
 def test_mismatched_data_or_parameters_raise_and_keep_the_model(case, segment_data):
     X, u, _ = segment_data
     est = ESTIMATORS["ivae"](warm_start=True).fit(X, u)

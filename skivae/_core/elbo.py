@@ -104,7 +104,7 @@ class IVAEModule(LatentModel):
         self._register_aux_support(aux_support, aux_log_weights)
 
     def set_n_importance(self, n_importance, seed):
-        """Use ``n_importance`` fixed draws (seeded by ``seed``) in :meth:`score_samples`.
+        """Score with ``n_importance`` fixed draws seeded by ``seed``.
 
         Replaces the buffer ``iwae_eps`` of shape ``(n_importance,
         n_components)``; its standard-normal draws are shared by every row,

@@ -55,7 +55,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("aux, full, likelihood, u_given", CASES)
-def test_bound_is_above_the_mean_of_the_same_log_weights(aux, full, likelihood, u_given):
+def test_bound_is_above_the_mean_of_the_same_log_weights(
+    aux, full, likelihood, u_given
+):
     # Jensen, for every row: log mean exp(w_k) >= mean w_k with the same draws.
     torch.manual_seed(0)
     m = _module(aux, full, likelihood)
@@ -195,7 +197,9 @@ def test_score_samples_follows_n_importance():
     gen = torch.Generator().manual_seed(6)
     assert torch.equal(m.iwae_eps, torch.randn(12, N, generator=gen).double())
     assert torch.equal(m.score_samples(x, u), m.importance_bound(x, u, m.iwae_eps))
-    assert torch.equal(m.score_samples(x, None), m.importance_bound(x, None, m.iwae_eps))
+    assert torch.equal(
+        m.score_samples(x, None), m.importance_bound(x, None, m.iwae_eps)
+    )
     assert "iwae_eps" in m.state_dict()
     with pytest.raises(ValueError, match="n_importance"):
         m.set_n_importance(0, 0)
@@ -208,8 +212,10 @@ def test_bound_is_batch_invariant_and_chunked_draws_agree():
     for uu in (u, None):
         full = m.score_samples(x, uu)
         parts = torch.cat(
-            [m.score_samples(x[i : i + 7], None if uu is None else uu[i : i + 7])
-             for i in range(0, 30, 7)]
+            [
+                m.score_samples(x[i : i + 7], None if uu is None else uu[i : i + 7])
+                for i in range(0, 30, 7)
+            ]
         )
         assert_close(parts, full)
     # the draws are processed in chunks to bound memory: same result
