@@ -88,8 +88,8 @@ learning_rate_init : float, default=1e-2
 
 early_stopping : bool, default=False
     Hold out ``validation_fraction`` of the data, stop when its held-out
-    objective (the ELBO for the iVAE) stops improving and restore the best
-    weights.
+    objective (the iVAE's ``score``: its importance-weighted bound, see
+    ``n_importance``) stops improving and restore the best weights.
 
 validation_fraction : float, default=0.1
     Share of the data held out when ``early_stopping=True``.
@@ -105,7 +105,8 @@ n_init : int, default=1
     Number of restarts from different initialisations; the one with the
     best final held-out objective (on the training data, or on the
     validation split with ``early_stopping=True``) is kept, like
-    ``GaussianMixture``'s ``n_init``.
+    ``GaussianMixture``'s ``n_init``; for the iVAE that is its ``score``,
+    the importance-weighted bound with ``n_importance`` samples.
 
 warm_start : bool, default=False
     When True and the estimator is already fitted, :meth:`fit` continues
@@ -150,7 +151,8 @@ n_components_ : int
 module_ : LatentModel
     The trained torch model (on CPU, in eval mode).
 loss_curve_ : list of float
-    Mean training loss per epoch (the negative ELBO for the iVAE).
+    Mean training loss per epoch (the negative ELBO for the iVAE), over all
+    the fits of ``warm_start=True``.
 best_loss_ : float
     Lowest value of ``loss_curve_``.
 validation_scores_ : list of float or None
