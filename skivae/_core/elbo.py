@@ -118,6 +118,12 @@ class IVAEModule(LatentModel):
         self.n_importance = n_importance
         self.register_buffer("iwae_eps", eps.to(self.score_eps))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Weights saved before version 0.2 have no ``iwae_eps``: keep the
+        # draws made at construction.
+        state_dict.setdefault(prefix + "iwae_eps", self.iwae_eps)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     # -- pieces -----------------------------------------------------------------
     def encode(self, x):
         """``(mean, logvar, lower)`` of q(z|x) (see :class:`GaussianHead`)."""

@@ -221,3 +221,14 @@ def test_bound_is_batch_invariant_and_chunked_draws_agree():
     # the draws are processed in chunks to bound memory: same result
     m._draw_chunk = lambda n_rows, u: 3
     assert_close(m.score_samples(x, None), full)
+
+
+def test_weights_without_importance_draws_still_load():
+    # state dicts written before n_importance existed have no iwae_eps
+    m = _module("categorical", n_importance=4)
+    old = {k: v for k, v in m.state_dict().items() if k != "iwae_eps"}
+    other = _module("categorical", n_importance=4, score_seed=9)
+    draws = other.iwae_eps.clone()
+    other.load_state_dict(old)  # strict
+    assert torch.equal(other.iwae_eps, draws)
+    assert torch.equal(other.score_eps, m.score_eps)
