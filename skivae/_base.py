@@ -88,8 +88,8 @@ learning_rate_init : float, default=1e-2
 
 early_stopping : bool, default=False
     Hold out ``validation_fraction`` of the data, stop when its held-out
-    objective (the ELBO for the iVAE) stops improving and restore the best
-    weights.
+    objective (the iVAE's ``score``: its importance-weighted bound, see
+    ``n_importance``) stops improving and restore the best weights.
 
 validation_fraction : float, default=0.1
     Share of the data held out when ``early_stopping=True``.
@@ -105,7 +105,24 @@ n_init : int, default=1
     Number of restarts from different initialisations; the one with the
     best final held-out objective (on the training data, or on the
     validation split with ``early_stopping=True``) is kept, like
-    ``GaussianMixture``'s ``n_init``.
+    ``GaussianMixture``'s ``n_init``; for the iVAE that is its ``score``,
+    the importance-weighted bound with ``n_importance`` samples.
+
+warm_start : bool, default=False
+    When True and the estimator is already fitted, :meth:`fit` continues
+    training the fitted model (``module_``) on the data it is given instead
+    of starting from a new initialisation, like ``MLPRegressor``: it keeps
+    how ``u`` is read (``aux_encoder_``) and the standardisation of ``X``,
+    ignores ``n_init``, runs up to ``max_iter`` more epochs (with a fresh
+    optimiser and learning-rate schedule), extends ``loss_curve_`` and
+    ``validation_scores_`` and adds to ``n_iter_``. The data must have the
+    same features and the same categories of ``u`` (or the same number of
+    covariates) as the fitted model, and the parameters that shape the
+    model (``n_components``, ``hidden_layer_sizes``, the prior, ...) must
+    not change; otherwise ``fit`` raises a ``ValueError`` and leaves the
+    fitted model as it was.
+
+    .. versionadded:: 0.2
 
 device : str, default="cpu"
     ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``. A model
@@ -134,7 +151,8 @@ n_components_ : int
 module_ : LatentModel
     The trained torch model (on CPU, in eval mode).
 loss_curve_ : list of float
-    Mean training loss per epoch (the negative ELBO for the iVAE).
+    Mean training loss per epoch (the negative ELBO for the iVAE), over all
+    the fits of ``warm_start=True``.
 best_loss_ : float
     Lowest value of ``loss_curve_``.
 validation_scores_ : list of float or None
@@ -142,7 +160,7 @@ validation_scores_ : list of float or None
 best_validation_score_ : float or None
     Highest value of ``validation_scores_``.
 n_iter_ : int
-    Number of epochs run.
+    Number of epochs run (summed over the fits of ``warm_start=True``).
 aux_encoder_ : object or None
     How ``u`` is read, fitted on the training ``u`` and used again by
     ``score`` and ``sample`` (None when fitted without ``u``).
@@ -209,6 +227,7 @@ class _BaseLatentEstimator(
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
+        "warm_start": ["boolean"],
         "device": [str],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
@@ -235,6 +254,7 @@ class _BaseLatentEstimator(
         n_iter_no_change=10,
         tol=1e-4,
         n_init=1,
+        warm_start=False,
         device="cpu",
         n_threads=1,
         random_state=None,
@@ -252,6 +272,7 @@ class _BaseLatentEstimator(
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.n_init = n_init
+        self.warm_start = warm_start
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state
@@ -334,15 +355,22 @@ class _BaseLatentEstimator(
 
     # -------------------------------------------------------------------- fit
     def _fit(self, X, y):
+        warm = self.warm_start and hasattr(self, "module_")
         with torch_threads(self.n_threads):
-            self._fit_settings = self._training_settings()
-            X, rng, split, seeds = self._start_fit(X)
-            U = self._fit_aux(y, X.shape[0], rng)
-            self._fit_x_scaling(X)
+            start = None
+            if warm:
+                X, U, rng, split, seeds, start = self._start_warm_fit(X, y)
+            else:
+                self._fit_settings = self._training_settings()
+                X, rng, split, seeds = self._start_fit(X)
+                U = self._fit_aux(y, X.shape[0], rng)
+                self._fit_x_scaling(X)
             Xp = self._scale_x(X)
             data = self._training_tensors(Xp, U, split)
-            module, hist, seed = self._fit_restarts(X.shape[1], data, seeds)
-            self._keep(module, hist)
+            module, hist, seed = self._fit_restarts(
+                X.shape[1], data, seeds, start=start
+            )
+            self._keep(module, hist, extend=warm)
             self._after_fit(Xp, seed)
         if not hist.converged:
             warnings.warn(
@@ -355,15 +383,106 @@ class _BaseLatentEstimator(
             )
         return self
 
-    def _start_fit(self, X):
+    def _start_warm_fit(self, X, y):
+        """``_start_fit`` for ``warm_start=True`` on a fitted estimator.
+
+        Checks ``X`` and ``u`` against the fitted model, encodes ``u`` with
+        the fitted ``aux_encoder_`` and returns the model to continue from (a
+        copy of ``module_``, see :meth:`_continued_module`) with one seed. If
+        a check fails, the fitted state is restored before the ValueError.
+        """
+        saved = dict(vars(self))
+        try:
+            self._fit_settings = {**self._training_settings(), "n_init": 1}
+            X, rng, split, seeds = self._start_fit(X, reset=False)
+            U = self._warm_aux(y, X.shape[0])
+            start = self._continued_module(X.shape[1], seeds[0])
+        except ValueError:
+            vars(self).clear()
+            vars(self).update(saved)
+            raise
+        return X, U, rng, split, seeds, start
+
+    def _warm_aux(self, u, n_samples):
+        """Encode ``u`` with the fitted ``aux_encoder_`` (warm start)."""
+        enc = self.aux_encoder_
+        if (enc is None) != (u is None):
+            fitted = "without u" if enc is None else "with u"
+            raise ValueError(
+                f"warm_start=True continues the fitted model, which was fitted "
+                f"{fitted}; pass {'no' if enc is None else 'a'} u as well, or set "
+                "warm_start=False to fit a new model."
+            )
+        if enc is None:
+            return None
+        try:
+            U = enc.transform(u, n_samples)
+        except ValueError as exc:
+            raise ValueError(
+                f"warm_start=True continues the fitted model, which cannot read "
+                f"this u: {exc} Set warm_start=False to fit a new model."
+            ) from exc
+        if enc.u_type_ == "categorical" and len(np.unique(U)) != enc.n_aux_:
+            raise ValueError(
+                f"warm_start=True continues the fitted model, whose u has "
+                f"{enc.n_aux_} categories, but this u has {len(np.unique(U))} of "
+                "them; pass data from every category, or set warm_start=False to "
+                "fit a new model."
+            )
+        return U
+
+    def _continued_module(self, n_features, seed):
+        """A copy of ``module_`` to continue training (warm start).
+
+        The model the current parameters build, holding the fitted weights;
+        a ValueError if their shapes differ (a parameter that shapes the
+        model changed). The scoring draws ``iwae_eps`` are redrawn when
+        ``n_importance`` changed.
+        """
+        with torch_seed(seed, torch.device("cpu")):
+            module = self._build_module(n_features, seed)
+        new, old = module.state_dict(), self.module_.state_dict()
+        redraw = {"iwae_eps"}
+        if new.keys() != old.keys() or any(
+            new[k].shape != old[k].shape for k in new if k not in redraw
+        ):
+            raise ValueError(
+                "warm_start=True continues the fitted model, but the current "
+                "parameters build a model of another shape (n_components, "
+                "hidden_layer_sizes, prior, posterior, method, ... changed since "
+                "the last fit); restore them or set warm_start=False to fit a new "
+                "model."
+            )
+        module.load_state_dict(
+            {
+                k: new[k] if k in redraw and new[k].shape != old[k].shape else old[k]
+                for k in new
+            }
+        )
+        return module
+
+    def _start_fit(self, X, reset=True):
         """Validate ``X`` and the parameters; draw the split and restart seeds.
 
         The seeds are drawn before the auxiliary encoder draws its support
-        rows, so training does not depend on how ``u`` is read.
+        rows, so training does not depend on how ``u`` is read. With
+        ``reset=False`` (warm start), ``X`` must have the fitted features.
         """
-        X = validate_data(
-            self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, reset=True
-        )
+        try:
+            X = validate_data(
+                self,
+                X,
+                dtype=[np.float64, np.float32],
+                ensure_min_samples=2,
+                reset=reset,
+            )
+        except ValueError as exc:
+            if reset or "features" not in str(exc):
+                raise
+            raise ValueError(
+                f"{exc} warm_start=True continues the fitted model, which needs "
+                "the same features; set warm_start=False to fit a new model."
+            ) from exc
         n_samples, n_features = X.shape
         self._check_params(n_features)
         self.n_components_ = self.n_components or n_features
@@ -446,14 +565,17 @@ class _BaseLatentEstimator(
             )
         return self.batch_size
 
-    def _fit_restarts(self, n_features, data, seeds):
-        """Train one model per seed; returns the best ``(module, history, seed)``."""
+    def _fit_restarts(self, n_features, data, seeds, start=None):
+        """Train one model per seed; returns the best ``(module, history, seed)``.
+
+        ``start`` (warm start, one seed): the model to continue training.
+        """
         batch_size = self._batch_size(data[0].shape[0])
         best, errors = None, []
         for init, seed in enumerate(seeds):
             try:
                 module, hist, final = self._fit_one(
-                    n_features, data, seed, init, batch_size
+                    n_features, data, seed, init, batch_size, start=start
                 )
             except DivergenceError as exc:
                 errors.append(exc)
@@ -471,15 +593,18 @@ class _BaseLatentEstimator(
             )
         return best[1:]
 
-    def _fit_one(self, n_features, data, seed, init, batch_size):
+    def _fit_one(self, n_features, data, seed, init, batch_size, start=None):
         """One restart: returns the model, its history and its final held-out loss.
 
         The final loss (``-score_samples`` on the validation split, or on the
-        training data without one) chooses between restarts.
+        training data without one) chooses between restarts. ``start``: a
+        model to continue training instead of a new one.
         """
         X, U, X_val, U_val = data
         with torch_seed(seed, self.device_):
-            module = self._build_module(n_features, seed).to(self.device_)
+            if start is None:
+                start = self._build_module(n_features, seed)
+            module = start.to(self.device_)
             progress = self._make_progress(init)
             try:
                 hist = train(
@@ -500,14 +625,22 @@ class _BaseLatentEstimator(
             return module, hist, held_out_loss(module, X, U)
         return module, hist, held_out_loss(module, X_val, U_val)
 
-    def _keep(self, module, hist):
+    def _keep(self, module, hist, extend=False):
+        """Keep the trained model and its history (``extend``: warm start)."""
         self.module_ = module.cpu().eval()
-        self.loss_curve_ = list(hist.train_loss)
-        self.n_iter_ = hist.n_iter
-        self.best_loss_ = min(hist.train_loss)
+        if extend:
+            self.loss_curve_ = self.loss_curve_ + list(hist.train_loss)
+            self.n_iter_ = self.n_iter_ + hist.n_iter
+        else:
+            self.loss_curve_ = list(hist.train_loss)
+            self.n_iter_ = hist.n_iter
+        self.best_loss_ = min(self.loss_curve_)
         if self.early_stopping:
-            self.validation_scores_ = [-v for v in hist.val_loss]
-            self.best_validation_score_ = max(self.validation_scores_)
+            scores = [-v for v in hist.val_loss]
+            if extend and self.validation_scores_ is not None:
+                scores = self.validation_scores_ + scores
+            self.validation_scores_ = scores
+            self.best_validation_score_ = max(scores)
         else:
             self.validation_scores_ = None
             self.best_validation_score_ = None

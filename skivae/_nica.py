@@ -331,7 +331,7 @@ class NonlinearICA(_BaseLatentEstimator):
         flow._register_aux_support(*self._aux_support_tensors())
         return flow
 
-    def _fit_restarts(self, n_features, data, seeds):
+    def _fit_restarts(self, n_features, data, seeds, start=None):
         """The flow trains its restarts together, as one batched model.
 
         Each restart keeps its own parameters and gradients; the one with the
@@ -340,8 +340,8 @@ class NonlinearICA(_BaseLatentEstimator):
         trained one by one instead, so a single bad restart cannot sink the
         others.
         """
-        if self.method != "flow" or len(seeds) == 1:
-            return super()._fit_restarts(n_features, data, seeds)
+        if start is not None or self.method != "flow" or len(seeds) == 1:
+            return super()._fit_restarts(n_features, data, seeds, start=start)
         self._n_batched_restarts = len(seeds)
         try:
             module, hist, _ = self._fit_one(
@@ -506,8 +506,10 @@ class NonlinearICA(_BaseLatentEstimator):
         ``"flow"``: mean exact log-likelihood ``log p(x | u)`` per sample, in
         nats, on the original scale of ``X`` (``u=None``: ``log p(x)`` under
         the training distribution of ``u``); it compares flows of any
-        settings honestly. ``"ivae"``: mean ELBO per sample (``u=None`` uses
-        the marginal prior). ``"tcl"``: mean log-probability of the true segment.
+        settings honestly. ``"ivae"``: the mean importance-weighted bound on
+        ``log p(x | u)`` with 16 samples, as ``IdentifiableVAE``'s default
+        ``n_importance`` (``u=None`` uses the marginal prior). ``"tcl"``: mean
+        log-probability of the true segment.
         ``"gcl"``: minus the mean logistic loss of telling true pairs from
         pairs with another ``u``, its expectation over the training values
         of ``u`` (so each sample's term depends on that sample alone).
@@ -533,7 +535,8 @@ class NonlinearICA(_BaseLatentEstimator):
         (bounds on) log-densities of ``X``.
 
         For ``method="flow"`` this is the exact ``log p(x | u)`` of each row
-        on the original scale of ``X``; for ``"ivae"`` its ELBO.
+        on the original scale of ``X``; for ``"ivae"`` its importance-weighted
+        bound (16 samples).
 
         Parameters
         ----------

@@ -1,5 +1,6 @@
 """Behaviour of IdentifiableVAE: API contract, errors, determinism, recovery."""
 
+import copy
 import pickle
 import warnings
 
@@ -576,3 +577,90 @@ def test_one_hot_u_is_read_as_continuous_covariates(segment_data):
     est = _fit(X, one_hot)
     assert est.u_type_ == "continuous" and est.n_aux_ == 12
     assert np.isfinite(est.score(X, one_hot))
+
+
+# ------------------------------------------------ importance-weighted bound
+def test_n_importance_changes_the_score_not_the_training(segment_data):
+    X, u, _ = segment_data
+    elbo = _fit(X, u, n_importance=1)
+    iwae = _fit(X, u)  # n_importance=16 by default
+    assert iwae.n_importance == 16
+    assert_array_equal(iwae.transform(X), elbo.transform(X))
+    assert iwae.module_.iwae_eps.shape == (16, 2)
+    s = iwae.score_samples(X, u)
+    assert s.shape == (len(X),) and np.all(np.isfinite(s))
+    assert not np.allclose(s, elbo.score_samples(X, u))
+    assert iwae.score(X, u) == pytest.approx(s.mean())
+    # it is the module's bound with its fixed draws, on X's original scale
+    m = iwae._inference_module()
+    xt = torch.as_tensor(iwae._scale_x(X), dtype=torch.float64)
+    ut = torch.as_tensor(np.unique(u, return_inverse=True)[1])
+    with torch.inference_mode():
+        ref = m.importance_bound(xt, ut, m.iwae_eps).numpy() + iwae._log_jacobian()
+    assert_allclose(s, ref, rtol=1e-10)
+    # deterministic, row by row, with and without u
+    assert_array_equal(iwae.score_samples(X, u), s)
+    assert_allclose(iwae.score_samples(X[100:150], u[100:150]), s[100:150])
+    s0 = iwae.score_samples(X)
+    assert np.all(np.isfinite(s0))
+    assert_allclose(iwae.score_samples(X[:40]), s0[:40])
+
+
+def _restarts_of(monkeypatch, X, u, **kw):
+    """Fit with the restarts' modules captured (in order)."""
+    from skivae._base import _BaseLatentEstimator
+
+    captured = []
+    original = _BaseLatentEstimator._fit_one
+
+    def spy(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        captured.append(copy.deepcopy(out[0]).cpu().eval())
+        return out
+
+    monkeypatch.setattr(_BaseLatentEstimator, "_fit_one", spy)
+    est = _fit(X, u, **kw)
+    monkeypatch.undo()
+    return est, captured
+
+
+def _state_equal(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_n_init_keeps_the_restart_with_the_best_importance_weighted_bound(
+    segment_data, monkeypatch
+):
+    X, u, _ = segment_data
+    est, restarts = _restarts_of(monkeypatch, X, u, n_init=3, n_importance=8)
+    assert len(restarts) == 3
+    xt = torch.as_tensor(est._scale_x(X), dtype=torch.float32)
+    ut = torch.as_tensor(np.unique(u, return_inverse=True)[1])
+    with torch.inference_mode():
+        bound = [float(m.score_samples(xt, ut).mean()) for m in restarts]
+    kept = [i for i, m in enumerate(restarts) if _state_equal(m, est.module_)]
+    assert kept == [int(np.argmax(bound))]
+
+
+def test_restart_rule_follows_n_importance(segment_data, monkeypatch):
+    # Make the importance-weighted bound rank restarts opposite to the ELBO:
+    # n_importance > 1 must then keep the restart with the worst ELBO.
+    from skivae._core.elbo import IVAEModule
+
+    X, u, _ = segment_data
+    seeds = [11, 22, 33]
+    alone = {
+        s: _fit(X, u, n_importance=1, random_state=_ScriptedSeeds([s])) for s in seeds
+    }
+    elbo = {s: est.score(X, u) for s, est in alone.items()}
+    worst, best = min(seeds, key=elbo.get), max(seeds, key=elbo.get)
+    by_elbo = _fit(X, u, n_init=3, n_importance=1, random_state=_ScriptedSeeds(seeds))
+    assert_array_equal(by_elbo.transform(X), alone[best].transform(X))
+    monkeypatch.setattr(
+        IVAEModule,
+        "importance_bound",
+        lambda self, x, u, eps: -self.elbo(x, u, eps=self.score_eps),
+    )
+    by_iwae = _fit(X, u, n_init=3, n_importance=2, random_state=_ScriptedSeeds(seeds))
+    assert_array_equal(by_iwae.transform(X), alone[worst].transform(X))

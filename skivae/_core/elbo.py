@@ -38,8 +38,14 @@ class IVAEModule(LatentModel):
         Standard deviation of the Gaussian noise :meth:`loss` adds to ``x``
         (fresh at every call); :meth:`score_samples` sees the clean data.
     score_seed : int
-        Seed of the ``n_score_draws`` standard-normal draws that
-        :meth:`score_samples` shares between all rows (buffer ``score_eps``).
+        Seed of the ``n_score_draws`` standard-normal draws that the ELBO of
+        :meth:`score_samples` shares between all rows (buffer ``score_eps``),
+        and of the ``n_importance`` draws of its importance-weighted bound
+        (buffer ``iwae_eps``, see :meth:`set_n_importance`).
+    n_importance : int
+        Number K of importance samples of :meth:`score_samples`: 1 gives the
+        ELBO (closed-form KL, reconstruction averaged over ``score_eps``),
+        K > 1 the importance-weighted bound of :meth:`importance_bound`.
     aux_support, aux_log_weights : Tensor or None
         Training values of ``u`` and their log-weights: the marginal prior
         used by :meth:`score_samples` when ``u`` is ``None``.
@@ -62,6 +68,7 @@ class IVAEModule(LatentModel):
         input_noise_std=0.0,
         score_seed=0,
         n_score_draws=8,
+        n_importance=1,
         aux_support=None,
         aux_log_weights=None,
     ):
@@ -93,7 +100,29 @@ class IVAEModule(LatentModel):
         self.register_buffer(
             "score_eps", torch.randn(n_score_draws, n_components, generator=gen)
         )
+        self.set_n_importance(n_importance, score_seed)
         self._register_aux_support(aux_support, aux_log_weights)
+
+    def set_n_importance(self, n_importance, seed):
+        """Score with ``n_importance`` fixed draws seeded by ``seed``.
+
+        Replaces the buffer ``iwae_eps`` of shape ``(n_importance,
+        n_components)``; its standard-normal draws are shared by every row,
+        so each row's bound depends on that row only.
+        """
+        n_importance = int(n_importance)
+        if n_importance < 1:
+            raise ValueError(f"n_importance must be >= 1, got {n_importance}")
+        gen = torch.Generator().manual_seed(int(seed) + 1)
+        eps = torch.randn(n_importance, self.n_components, generator=gen)
+        self.n_importance = n_importance
+        self.register_buffer("iwae_eps", eps.to(self.score_eps))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Weights saved before version 0.2 have no ``iwae_eps``: keep the
+        # draws made at construction.
+        state_dict.setdefault(prefix + "iwae_eps", self.iwae_eps)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- pieces -----------------------------------------------------------------
     def encode(self, x):
@@ -141,7 +170,14 @@ class IVAEModule(LatentModel):
         return -self.elbo(x, u)
 
     def score_samples(self, x, u):
-        """ELBO with the fixed draws ``score_eps``; marginal prior if ``u`` is None."""
+        """The held-out bound on log p(x|u); marginal prior if ``u`` is None.
+
+        With ``n_importance == 1`` the ELBO with the fixed draws
+        ``score_eps``; otherwise the importance-weighted bound with the
+        ``n_importance`` fixed draws ``iwae_eps``.
+        """
+        if self.n_importance > 1:
+            return self.importance_bound(x, u, self.iwae_eps)
         if u is None and self.prior.aux is not None:
             return self.marginal_elbo(x, eps=self.score_eps)
         return self.elbo(x, u, eps=self.score_eps)
@@ -200,12 +236,64 @@ class IVAEModule(LatentModel):
         shared by every row, estimate it.
         """
         mean, logvar, lower = self.encoder(x)
+        return self._log_weights(x, None, mean, logvar, lower, eps).mean(0)
+
+    def log_prior(self, z, u):
+        """log p(z|u) of draws ``z`` of shape ``(..., B, n)``.
+
+        ``u=None`` uses the marginal prior over the training values of ``u``
+        (``aux_support``, ``aux_log_weights``), or N(0, I) for a plain VAE.
+        """
+        if u is None and self.prior.aux is not None:
+            loc, log_s2 = self.prior.params(self.aux_support, None)
+            # (..., B, 1, n) against (C, n) -> (..., B, C)
+            lp = self.prior.log_prob(z[..., None, :], loc, log_s2)
+            return torch.logsumexp(lp + self.aux_log_weights, dim=-1)
+        loc, log_s2 = self.prior.params(u, z)
+        return self.prior.log_prob(z, loc, log_s2)
+
+    def _log_weights(self, x, u, mean, logvar, lower, eps):
+        """log p(x|z_k) + log p(z_k|u) - log q(z_k|x) for z_k = mean + L eps_k."""
         z, eps = self._draw(mean, logvar, lower, eps)  # (K, B, n)
         rec = self.log_likelihood(x, z)
-        # log q(z|x) with z = mean + L eps: -0.5 (n log 2pi + log det + |eps|^2)
+        # z = mean + L eps with L lower-triangular, diag(L) = exp(logvar / 2):
+        # log q(z|x) = -0.5 (n log 2pi + log det LL^T + |eps|^2)
         log_q = -0.5 * (_LOG_2PI + logvar + eps**2).sum(-1)
-        loc, log_s2 = self.prior.params(self.aux_support, None)
-        # (K, B, 1, n) against (C, n) -> (K, B, C)
-        lp = self.prior.log_prob(z[..., None, :], loc, log_s2)
-        log_p = torch.logsumexp(lp + self.aux_log_weights, dim=-1)
-        return (rec + log_p - log_q).mean(0)
+        return rec + self.log_prior(z, u) - log_q
+
+    def log_importance_weights(self, x, u, eps):
+        """Log importance weights, shape ``(K, B)``.
+
+        ``log p(x|z_k) + log p(z_k|u) - log q(z_k|x)`` with ``z_k = mean(x) +
+        L(x) eps_k`` for the rows ``eps_k`` of ``eps`` (shape ``(K, n)``,
+        shared by every row). Their mean over ``k`` estimates the ELBO, their
+        log-mean-exp is :meth:`importance_bound`.
+        """
+        mean, logvar, lower = self.encoder(x)
+        return torch.cat(
+            [
+                self._log_weights(x, u, mean, logvar, lower, e)
+                for e in eps.split(self._draw_chunk(x.shape[0], u))
+            ]
+        )
+
+    def importance_bound(self, x, u, eps):
+        """Importance-weighted bound on log p(x|u) (Burda et al. 2016), shape ``(B,)``.
+
+        ``log (1/K) sum_k p(x|z_k) p(z_k|u) / q(z_k|x)`` with the K draws
+        ``eps`` (shape ``(K, n)``, shared by every row): a lower bound on
+        log p(x|u) in expectation that tightens as K grows and equals the
+        ELBO's estimate for K = 1. ``u=None`` uses the marginal prior.
+        """
+        lw = self.log_importance_weights(x, u, eps)
+        return torch.logsumexp(lw, dim=0) - math.log(lw.shape[0])
+
+    def _draw_chunk(self, n_rows, u):
+        """Draws per chunk in :meth:`log_importance_weights` (bounded memory)."""
+        width = max(
+            [self.n_features, self.n_components]
+            + [m.out_features for m in self.decoder if isinstance(m, nn.Linear)]
+        )
+        if u is None and self.prior.aux is not None:
+            width = max(width, self.aux_support.shape[0] * self.n_components)
+        return max(1, (1 << 22) // max(1, n_rows * width))

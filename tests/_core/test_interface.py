@@ -20,7 +20,7 @@ def _support(aux):
     return torch.randn(6, N_AUX), torch.full((6,), -math.log(6))
 
 
-def _ivae(aux):
+def _ivae(aux, n_importance=1):
     prior = ConditionalPrior(
         N_COMPONENTS,
         "gaussian",
@@ -37,6 +37,7 @@ def _ivae(aux):
         hidden_layer_sizes=(8,),
         input_noise_std=0.1,
         score_seed=3,
+        n_importance=n_importance,
         aux_support=support,
         aux_log_weights=log_w,
     )
@@ -60,6 +61,10 @@ MODELS = {
     "ivae-categorical": (lambda: _ivae("categorical"), "categorical"),
     "ivae-continuous": (lambda: _ivae("continuous"), "continuous"),
     "vae": (lambda: _ivae(None), None),
+    # score_samples is the importance-weighted bound (n_importance > 1)
+    "iwae-categorical": (lambda: _ivae("categorical", 5), "categorical"),
+    "iwae-continuous": (lambda: _ivae("continuous", 5), "continuous"),
+    "iwae-vae": (lambda: _ivae(None, 5), None),
     "tcl": (lambda: TCLModule(N_FEATURES, N_COMPONENTS, N_CLASSES), "categorical"),
     "gcl-categorical": (lambda: _gcl("categorical"), "categorical"),
     "gcl-continuous": (lambda: _gcl("continuous"), "continuous"),
@@ -128,7 +133,10 @@ def test_loss_uses_the_global_rng_only_where_it_should(model_and_data):
     assert torch.equal(model.loss(x, u), a)  # seeded: reproducible
 
 
-@pytest.mark.parametrize("name", ["ivae-categorical", "ivae-continuous", "vae"])
+@pytest.mark.parametrize(
+    "name",
+    ["ivae-categorical", "ivae-continuous", "vae", "iwae-continuous", "iwae-vae"],
+)
 def test_ivae_scores_without_u_and_has_the_optional_methods(name):
     torch.manual_seed(0)
     make, aux = MODELS[name]
