@@ -29,7 +29,7 @@ def test_flow_is_the_default_and_auto_settings_resolve_per_method(data):
     X, u, _ = data
     est = NonlinearICA(**FAST).fit(X, u)
     assert est.method == "flow"
-    assert est._fit_settings == {"max_iter": 3, "learning_rate_init": 0.03, "n_init": 3}
+    assert est._fit_settings == {"max_iter": 3, "learning_rate_init": 0.04, "n_init": 3}
     ivae = NonlinearICA(method="ivae", max_iter=2, random_state=0).fit(X, u)
     assert ivae._fit_settings == {
         "max_iter": 2,
@@ -37,8 +37,8 @@ def test_flow_is_the_default_and_auto_settings_resolve_per_method(data):
         "n_init": 1,
     }
     assert NonlinearICA()._training_settings()["max_iter"] == 20
-    assert NonlinearICA()._auto_batch_size(40000) == 1000
-    assert NonlinearICA()._auto_batch_size(80000) == 1024
+    assert NonlinearICA()._auto_batch_size(40000) == 500
+    assert NonlinearICA()._auto_batch_size(80000) == 512
     assert NonlinearICA()._auto_batch_size(1000) == 64
 
 
