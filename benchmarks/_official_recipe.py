@@ -6,7 +6,9 @@ for the official code's main configuration:
 
 - networks: MLPs with 2 hidden layers of width 100 and an output layer
   ("3-layer MLPs"), ``xtanh`` activation (``tanh(a) + 0.1 a``), built by
-  :func:`skivae._core.nets.make_mlp` (so with skivae's initialisation);
+  :func:`skivae._core.nets.make_mlp`, then re-initialised as the official code
+  does (Xavier-uniform weights, PyTorch's default biases; not in PAPER.md's
+  list) unless ``init="skivae"``;
 - encoder q(z | x, u): two separate networks for the mean and the log-variance,
   each fed ``[x, one_hot(u)]``; diagonal posterior;
 - prior p(z | u): zero mean, log-variance an MLP of ``one_hot(u)``;
@@ -27,6 +29,7 @@ ablation (``objective="elbo"``, ``encoder="x_only"``, ``posterior="full"``,
 import math
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from skivae._core.base import LatentModel
@@ -38,6 +41,16 @@ _LOG_2PI = math.log(2 * math.pi)
 #: (reconstruction, index-code MI, total correlation, dimension-wise KL)
 OFFICIAL_WEIGHTS = (100.0, 1.0, 0.0, 10.0)
 ELBO_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
+
+
+def _xavier(net):
+    """Xavier-uniform weights and PyTorch's default uniform(+-1/sqrt(fan_in)) biases."""
+    for lin in net:
+        if isinstance(lin, nn.Linear):
+            nn.init.xavier_uniform_(lin.weight)
+            bound = 1.0 / math.sqrt(lin.in_features)
+            nn.init.uniform_(lin.bias, -bound, bound)
+    return net
 
 
 def _normal_logpdf(z, mean, logvar):
@@ -67,6 +80,9 @@ class OfficialRecipeIVAE(LatentModel):
         terms then telescope to log q(z|x) - log p(z|u) exactly).
     encoder : {"xu", "x_only"}
         q(z | x, u) (official) or q(z | x) (skivae's).
+    init : {"xavier", "skivae"}
+        Initialisation of every network: the official code's (Xavier-uniform
+        weights, default biases) or :func:`~skivae._core.nets.make_mlp`'s.
     posterior : {"diag", "full"}
         Diagonal (official) or full-covariance Cholesky posterior (skivae's
         default); the full one gets a third network for the strictly lower part.
@@ -89,6 +105,7 @@ class OfficialRecipeIVAE(LatentModel):
         weights=OFFICIAL_WEIGHTS,
         encoder="xu",
         posterior="diag",
+        init="xavier",
         score_seed=0,
         n_score_draws=8,
     ):
@@ -115,6 +132,11 @@ class OfficialRecipeIVAE(LatentModel):
             self.register_buffer("_cols", cols, persistent=False)
         self.decoder = make_mlp(n_components, h, n_features, activation)
         self.prior_logvar = make_mlp(n_classes, h, n_components, activation)
+        if init == "xavier":
+            for net in self.children():
+                _xavier(net)
+        elif init != "skivae":
+            raise ValueError(f"init must be 'xavier' or 'skivae', got {init!r}")
         self.register_buffer("dec_logvar", torch.tensor(math.log(float(decoder_var))))
         gen = torch.Generator().manual_seed(int(score_seed))
         self.register_buffer(

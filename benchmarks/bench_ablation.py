@@ -19,7 +19,8 @@ switched back to skivae's choice (default VALUE in brackets): objective
 [elbo], encoder [x_only], posterior [full], x [standardised], schedule
 [cosine: skivae's train(), cosine decay and clipping], epochs [40], batch
 [256, what batch_size="auto" gives here], decoder_var [0.01], activation
-[leaky_relu], width [64].
+[leaky_relu], width [64], init [skivae: make_mlp's initialisation instead of
+the official code's Xavier-uniform weights].
 
     python benchmarks/bench_ablation.py | tee benchmarks/results/ablation.txt
     python benchmarks/bench_ablation.py --models --revert objective --scale-types var
@@ -46,6 +47,7 @@ KNOBS = {
     "decoder_var": (0.1, 0.01),
     "activation": ("xtanh", "leaky_relu"),
     "width": (100, 64),
+    "init": ("xavier", "skivae"),
 }
 _TYPES = {"epochs": int, "batch": int, "decoder_var": float, "width": int}
 
@@ -83,6 +85,7 @@ def _official(X, u, S, model_seed, config):
         weights=OFFICIAL_WEIGHTS if config["objective"] == "weighted" else ELBO_WEIGHTS,
         encoder=config["encoder"],
         posterior=config["posterior"],
+        init=config["init"],
         score_seed=model_seed,
     )
     gen = torch.Generator().manual_seed(model_seed)
