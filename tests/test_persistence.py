@@ -56,6 +56,8 @@ CASES = [
     (NonlinearICA, dict(method="ivae", prior="laplace"), "int"),
     (NonlinearICA, dict(method="ivae"), "continuous"),
     (NonlinearICA, dict(method="tcl"), "int"),
+    (NonlinearICA, dict(method="tcl", features="mlp"), "int"),
+    (NonlinearICA, dict(method="gcl", features="mlp"), "int"),
     (NonlinearICA, dict(method="tcl"), "str"),
     (NonlinearICA, dict(method="gcl"), "object"),
     (NonlinearICA, dict(method="gcl"), "continuous"),
@@ -134,7 +136,7 @@ def test_save_load_identical_outputs(case, data, tmp_path):
 
 def test_state_is_fully_stored(data, tmp_path):
     """Every fitted attribute, private ones included, comes back (TCL: FastICA)."""
-    est = NonlinearICA(method="tcl", **FAST).fit(data["X"], data["int"])
+    est = NonlinearICA(method="tcl", features="mlp", **FAST).fit(data["X"], data["int"])
     est.save(tmp_path / "m.skivae")
     loaded = NonlinearICA.load(tmp_path / "m.skivae")
     assert vars(loaded).keys() == vars(est).keys()
