@@ -55,17 +55,20 @@ class NonlinearICA(_BaseLatentEstimator):
           network settings) in the low-noise regime: maximum ELBO, the
           sources are the posterior means. Categorical or continuous ``u``.
         - ``"tcl"``: time-contrastive learning (Hyvärinen & Morioka 2016):
-          an MLP is trained to classify the segment ``u`` of each
-          observation; linear ICA (FastICA) of its absolute features gives
-          the sources. Categorical ``u`` only (``u_type="auto"`` reads
-          ``u`` as labels). Its features estimate the
-          sources' sufficient statistics, so for sources that are symmetric
-          around zero it recovers ``|s|`` rather than ``s``.
+          a feature network is trained to classify the segment ``u`` of
+          each observation from its absolute features. With an MLP
+          (``features="mlp"``), linear ICA (FastICA) of those gives the
+          sources' sufficient statistics: for sources symmetric around zero
+          it recovers ``|s|`` rather than ``s``. With the invertible network
+          (``features="auto"`` on square data) the features themselves are
+          the signed sources. Categorical ``u`` only (``u_type="auto"``
+          reads ``u`` as labels).
         - ``"gcl"``: generalized contrastive learning (Hyvärinen, Sasaki &
           Turner 2019): logistic regression tells true pairs ``(x, u)`` from
           pairs with shuffled ``u``; the regression function is a sum of
           per-component terms in ``h_i(x)`` and ``u``, and ``h(x)`` gives the
-          sources. Categorical or continuous ``u``.
+          sources (``|s|`` with an MLP that folds the signs, see
+          ``features``). Categorical or continuous ``u``.
 
         Use ``"flow"`` when ``X`` has as many features as there are
         sources and little noise; ``"ivae"`` when it has more features than
