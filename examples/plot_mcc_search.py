@@ -1,7 +1,7 @@
 """
-===========================================================
+============================================================
 Choosing a nonlinear ICA method by MCC, in and out of sample
-===========================================================
+============================================================
 
 On simulated data the true sources are known, so candidate models can be
 ranked by how well they recover them: the mean correlation coefficient
