@@ -161,9 +161,14 @@ def _table_type(path, what):
 def _parquet_engine():
     try:
         import pyarrow  # noqa: F401
-    except ImportError:
+    except ModuleNotFoundError:
         raise _UserError(
             "Parquet files need pyarrow, which is not installed: pip install pyarrow"
+        ) from None
+    except ImportError as exc:  # installed but unusable, e.g. built for numpy 2
+        raise _UserError(
+            f"Parquet files need pyarrow, which cannot be imported ({exc}); "
+            "reinstall a pyarrow that matches your numpy, or use .csv"
         ) from None
 
 

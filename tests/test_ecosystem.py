@@ -114,6 +114,11 @@ def test_polars_output(table):
     )
     assert isinstance(out, pl.DataFrame)
     assert out.columns == ["nica0", "nica1", "nica2"]
+    if tuple(int(p) for p in sklearn.__version__.split(".")[:2]) < (1, 7):
+        pytest.skip(
+            "scikit-learn 1.6's ColumnTransformer rejects the polars frames of "
+            "recent polars releases ('should be 2D'); works from 1.7 on"
+        )
     ct = _column_transformer(IdentifiableVAE(2, **FAST)).set_output(transform="polars")
     out = ct.fit_transform(df, u)
     assert isinstance(out, pl.DataFrame)
