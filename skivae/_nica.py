@@ -270,20 +270,23 @@ class NonlinearICA(_BaseLatentEstimator):
                 "fewer sources than features (undercomplete) or noisy data use "
                 "method='ivae'."
             )
-        self._check_contrastive_square(n_features)
+        self.features_ = self._resolve_features(n_features)
 
-    def _check_contrastive_square(self, n_features):
-        if (
-            self.method in ("tcl", "gcl")
-            and self.features == "flow"
-            and self.n_components not in (None, n_features)
-        ):
+    def _resolve_features(self, n_features):
+        """What ``features`` stands for on this data (None: not contrastive)."""
+        if self.method not in ("tcl", "gcl"):
+            return None
+        square = self.n_components in (None, n_features)
+        if self.features == "flow" and not square:
             raise ValueError(
                 f"features='flow' is invertible, so it needs square data: "
                 f"n_components={self.n_components} must equal n_features="
                 f"{n_features} (or be None). Use features='mlp' for fewer sources "
                 "than features."
             )
+        if self.features == "flow" or (self.features == "auto" and square):
+            return "flow"
+        return "mlp"
 
     def _n_statistics(self):
         if self.method in ("flow", "ivae"):
@@ -386,11 +389,8 @@ class NonlinearICA(_BaseLatentEstimator):
 
     def _feature_net(self, n_features):
         """The contrastive feature network: None (the module's MLP) or the
-        invertible stack of the flow (``features_``)."""
-        square = self.n_components in (None, n_features)
-        flow = self.features == "flow" or (self.features == "auto" and square)
-        self.features_ = "flow" if flow else "mlp"
-        if not flow:
+        invertible stack of the flow (``features_``, resolved in ``fit``)."""
+        if self.features_ != "flow":
             return None
         return InvertibleMLP(
             n_features,
@@ -428,8 +428,6 @@ class NonlinearICA(_BaseLatentEstimator):
     def _after_fit(self, Xp, seed):
         """TCL's linear ICA, then the standardisation of the sources."""
         F = self._batched(lambda m, xb, ub: m.features(xb), Xp).astype(np.float64)
-        if self.method not in ("tcl", "gcl"):
-            self.features_ = None
         self.ica_ = None
         if self.method == "tcl" and not self.module_.invertible:
             self.ica_ = FastICA(
