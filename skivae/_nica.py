@@ -54,6 +54,10 @@ class NonlinearICA(_BaseLatentEstimator):
           :class:`IdentifiableVAE` with its default decoder and the same
           network settings) in the low-noise regime: maximum ELBO, the
           sources are the posterior means. Categorical or continuous ``u``.
+          It starts from a random initialisation, as
+          ``IdentifiableVAE(init="random")``; on square data
+          ``IdentifiableVAE()`` starts from the flow, which recovers the
+          sources better (see its ``init``).
         - ``"tcl"``: time-contrastive learning (Hyvärinen & Morioka 2016):
           a feature network is trained to classify the segment ``u`` of
           each observation from its absolute features. With an MLP
