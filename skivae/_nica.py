@@ -20,7 +20,7 @@ from skivae._ivae import _check_latents, _make_ivae_module
 _METHODS = ("flow", "ivae", "tcl", "gcl")
 _FEATURES = ("auto", "mlp", "flow")
 #: what ``"auto"`` stands for: (max_iter, learning_rate_init, n_init)
-_AUTO_SETTINGS = {"flow": (20, 4e-2, 3)}
+_AUTO_SETTINGS = {"flow": (20, 4e-2, 2)}
 _DEFAULT_SETTINGS = (40, 1e-2, 1)
 
 
@@ -142,7 +142,7 @@ class NonlinearICA(_BaseLatentEstimator):
         Number of restarts; the one with the best final objective (the exact
         log-likelihood for the flow) on the training data, or on the
         validation split with ``early_stopping=True``, is kept. ``"auto"``
-        is 3 for the flow (its likelihood ranks restarts by how well they
+        is 2 for the flow (its likelihood ranks restarts by how well they
         recover the sources) and 1 for the other methods.
 
         .. versionchanged:: 0.2
