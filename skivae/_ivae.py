@@ -91,15 +91,13 @@ class IdentifiableVAE(_BaseLatentEstimator):
         sources, the decoder to map them back to ``X`` and the prior to fit
         them given ``u`` (regression: 20 passes over the data, between 200
         and 2000 steps), before the ELBO is
-        maximised from there. On square data (``n_components ==
-        n_features``) the ELBO's random starts land on solutions whose
-        recovery of the sources varies much from draw to draw; started from
-        the flow they are better and steadier (see the user guide's
-        benchmarks). On undercomplete data the linear projection before the
-        flow can lose the sources: it helped on some simulations and hurt on
-        others, so it is not the default there. ``"auto"`` is ``"flow"`` on
-        square data when ``u`` is given and the decoder is Gaussian,
-        otherwise ``"random"``. Each of the ``n_init``
+        maximised from there. From random starts the ELBO lands on solutions
+        whose recovery of the sources varies much from draw to draw; started
+        from the flow they are better and steadier on most of the
+        simulations we measured, square and undercomplete (see the user
+        guide's benchmarks and its exceptions). ``"auto"`` is ``"flow"``
+        when ``u`` is given and the decoder is Gaussian, otherwise
+        ``"random"``. Each of the ``n_init``
         restarts fits its own flow. The fitted ``init_`` says which was used.
 
         .. versionadded:: 0.2
@@ -218,13 +216,11 @@ class IdentifiableVAE(_BaseLatentEstimator):
     def _start_fit(self, X, reset=True):
         out = super()._start_fit(X, reset=reset)
         if reset:
-            self.init_ = self._resolve_init(
-                square=self.n_components_ == out[0].shape[1]
-            )
+            self.init_ = self._resolve_init()
         _resolve_auto_settings(self)
         return out
 
-    def _resolve_init(self, square):
+    def _resolve_init(self):
         """What ``init`` stands for in this fit (``_u_given``: set by fit)."""
         if self.init == "random":
             return "random"
@@ -240,7 +236,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
                     "density on binary data. Use init='random'."
                 )
             return "flow"
-        auto = square and self._u_given and self.likelihood == "gaussian"
+        auto = self._u_given and self.likelihood == "gaussian"
         return "flow" if auto else "random"
 
     def _build_module(self, n_features, seed):
