@@ -1,4 +1,4 @@
-"""Undercomplete, noisy data: the iVAE from the flow start, from a random start, the plain VAE.
+"""Undercomplete noisy data: the iVAE from the flow start, from a random start, the VAE.
 
 Three families of ``make_nonstationary_sources`` draws with more observed
 features than sources and observation noise 0.05 (a standard deviation on
