@@ -1,5 +1,6 @@
 """The identifiable VAE estimator."""
 
+import contextlib
 import warnings
 from numbers import Integral, Real
 
@@ -251,32 +252,14 @@ class IdentifiableVAE(_BaseLatentEstimator):
             input_noise=self.input_noise,
             n_importance=self.n_importance,
         )
-        start = getattr(self, "_init_data", None)
-        if start is not None:
-            X, U = start
-            try:
-                Z = _flow_sources(self, X, U, seed)
-            except FloatingPointError as exc:
-                warnings.warn(
-                    f"init='flow': the initial flow diverged ({exc}); this "
-                    "restart starts from a random initialisation instead.",
-                    UserWarning,
-                    stacklevel=2,
-                )
-            else:
-                _distill(module, X, U, Z, seed=seed)
+        _start_from_flow(self, module, seed)
         return module
 
     def _fit_restarts(self, n_features, data, seeds, start=None):
         if start is not None or self.init_ != "flow":
             return super()._fit_restarts(n_features, data, seeds, start=start)
-        # Each restart fits its own flow (seeded like the restart), then
-        # starts the iVAE from it (see _build_module).
-        self._init_data = (data[0], data[1])
-        try:
+        with _flow_start(self, data):
             return super()._fit_restarts(n_features, data, seeds)
-        finally:
-            del self._init_data
 
     # ---------------------------------------------------------------- fitting
     @_fit_context(prefer_skip_nested_validation=True)
@@ -489,6 +472,37 @@ _DISTILL_EPOCHS, _DISTILL_STEPS = 20, (200, 2000)
 _DISTILL_BATCH, _DISTILL_LR, _DISTILL_PRIOR_LR = 256, 1e-3, 1e-2
 #: log-variance the encoder is regressed to (the posterior's initial width)
 _DISTILL_LOGVAR = -4.0
+
+
+@contextlib.contextmanager
+def _flow_start(est, data):
+    """Within: each new iVAE module of ``est`` starts from a flow fitted to
+    the training tensors of ``data`` (see :func:`_start_from_flow`)."""
+    est._init_data = (data[0], data[1])
+    try:
+        yield
+    finally:
+        del est._init_data
+
+
+def _start_from_flow(est, module, seed):
+    """Move a new ``module`` onto a flow fitted with ``seed``, inside
+    :func:`_flow_start` (otherwise leave it as it is)."""
+    start = getattr(est, "_init_data", None)
+    if start is None:
+        return
+    X, U = start
+    try:
+        Z = _flow_sources(est, X, U, seed)
+    except FloatingPointError as exc:
+        warnings.warn(
+            f"init='flow': the initial flow diverged ({exc}); this "
+            "restart starts from a random initialisation instead.",
+            UserWarning,
+            stacklevel=3,
+        )
+    else:
+        _distill(module, X, U, Z, seed=seed)
 
 
 def _resolve_auto_settings(est):

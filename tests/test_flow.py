@@ -33,9 +33,12 @@ def test_flow_is_the_default_and_auto_settings_resolve_per_method(data):
     ivae = NonlinearICA(method="ivae", max_iter=2, random_state=0).fit(X, u)
     assert ivae._fit_settings == {
         "max_iter": 2,
-        "learning_rate_init": 0.01,
+        "learning_rate_init": 0.001,  # after the flow start (init="auto")
         "n_init": 1,
     }
+    rand = NonlinearICA(method="ivae", init="random", random_state=0)
+    assert rand._training_settings()["learning_rate_init"] == 0.01
+    assert rand._training_settings()["max_iter"] == 40
     assert NonlinearICA()._training_settings()["max_iter"] == 20
     assert NonlinearICA()._auto_batch_size(40000) == 500
     assert NonlinearICA()._auto_batch_size(80000) == 512
