@@ -67,6 +67,37 @@ def depth_summary(rows, methods, layers, with_seconds=False):
     return summary
 
 
+def summarize(rows, keys, stats):
+    """One summary row per distinct value of the ``keys`` columns.
+
+    Groups come in the order they first appear in ``rows``. Each summary row
+    holds the key values, ``fits`` (the rows in the group) and one entry per
+    ``(name, column, how)`` of ``stats``, where ``how`` is ``"median"``,
+    ``"min"`` or ``"max"`` of ``column`` over the group.
+    """
+    how = {"median": statistics.median, "min": min, "max": max}
+    groups = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    summary = []
+    for values, rs in groups.items():
+        row = dict(zip(keys, values), fits=len(rs))
+        for name, column, agg in stats:
+            row[name] = how[agg](r[column] for r in rs)
+        summary.append(row)
+    return summary
+
+
+#: the usual summary columns: MCC median, worst and best, time, memory
+MCC_STATS = [
+    ("median_mcc", "mcc", "median"),
+    ("min_mcc", "mcc", "min"),
+    ("max_mcc", "mcc", "max"),
+    ("median_s", "seconds", "median"),
+    ("max_peak_mb", "peak_mb", "max"),
+]
+
+
 def print_table(rows, columns, file=sys.stdout):
     """Print ``rows`` (dicts) as an aligned text table."""
     cells = [[_fmt(r.get(c, "")) for c in columns] for r in rows]

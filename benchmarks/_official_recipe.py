@@ -174,7 +174,7 @@ class OfficialRecipeIVAE(LatentModel):
         return _normal_logpdf(x, self.decoder(z), self.dec_logvar).sum(-1)
 
     def _pairwise(self, z, mean, logvar, lower):
-        """``(joint, marg)``: log q(z_i | x_j) ``(B, B)`` and per component ``(B, B, n)``."""
+        """``(joint, marg)``: log q(z_i | x_j), ``(B, B)`` and ``(B, B, n)``."""
         zi, mj, lj = z[:, None, :], mean[None], logvar[None]
         if lower is None:
             marg = _normal_logpdf(zi, mj, lj)

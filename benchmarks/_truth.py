@@ -30,10 +30,22 @@ def _activation_derivative(a, activation, slope=0.1):
     return 1 - np.tanh(a) ** 2 + slope
 
 
-def true_log_likelihood(X, u, *, random_state, n_segments, n_sources, n_layers=3,
-                        activation="xtanh", source="gaussian", scale_range=(0.5, 3.0),
-                        scale_type="std", reuse_weights=True, mixing="uniform",
-                        **_ignored):
+def true_log_likelihood(
+    X,
+    u,
+    *,
+    random_state,
+    n_segments,
+    n_sources,
+    n_layers=3,
+    activation="xtanh",
+    source="gaussian",
+    scale_range=(0.5, 3.0),
+    scale_type="std",
+    reuse_weights=True,
+    mixing="uniform",
+    **_ignored,
+):
     """Per-sample log p(x | u) (nats, original scale) under the true model.
 
     Takes the arguments given to ``make_nonstationary_sources`` (square and

@@ -28,12 +28,11 @@ the official code's Xavier-uniform weights].
 """
 
 import argparse
-import statistics
 import sys
 import time
 import warnings
 
-from _common import print_table, run_isolated
+from _common import print_table, run_isolated, summarize
 
 #: knob -> (official value, skivae's value used by a bare ``--revert KNOB``)
 KNOBS = {
@@ -65,8 +64,12 @@ def parse_revert(item):
 def _official(X, u, S, model_seed, config):
     import numpy as np
     import torch
-    from _official_recipe import ELBO_WEIGHTS, OFFICIAL_WEIGHTS
-    from _official_recipe import OfficialRecipeIVAE, fit_recipe
+    from _official_recipe import (
+        ELBO_WEIGHTS,
+        OFFICIAL_WEIGHTS,
+        OfficialRecipeIVAE,
+        fit_recipe,
+    )
 
     if config["x"] == "standardised":
         X = (X - X.mean(0)) / X.std(0)
@@ -106,10 +109,13 @@ def _official(X, u, S, model_seed, config):
         draw = torch.Generator().manual_seed(10_000 + model_seed)
         z_draw = model.sample_posterior(Xt, Ut, generator=draw).double().numpy()
         # by chunks: the 8 fixed draws over all rows at once would set the peak
-        elbo = sum(
-            float(model.score_samples(Xt[i], Ut[i]).sum())
-            for i in torch.arange(Xt.shape[0]).split(4096)
-        ) / Xt.shape[0]
+        elbo = (
+            sum(
+                float(model.score_samples(Xt[i], Ut[i]).sum())
+                for i in torch.arange(Xt.shape[0]).split(4096)
+            )
+            / Xt.shape[0]
+        )
     return z_draw, z_mean, seconds, len(losses), lr, elbo, np.isfinite(losses[-1])
 
 
@@ -162,7 +168,6 @@ def fit_one(model, scale, data_seed, model_seed, config, data):
         "final_lr": lr,
         "elbo": elbo,
     }
-
 
 
 def main(argv=None):
@@ -226,24 +231,16 @@ def main(argv=None):
     print("\nall fits")
     print_table(rows, cols)
     print("\nsummary per model and scale convention (over data draws and model seeds)")
-    summary = []
-    for scale in args.scale_types:
-        for m, _ in variants:
-            rs = [r for r in rows if r["model"] == m and r["scale"] == scale]
-            summary.append(
-                {
-                    "model": m,
-                    "scale": scale,
-                    "fits": len(rs),
-                    "median_mcc_sample": statistics.median(r["mcc_sample"] for r in rs),
-                    "min_mcc_sample": min(r["mcc_sample"] for r in rs),
-                    "median_mcc_mean": statistics.median(r["mcc_mean"] for r in rs),
-                    "min_mcc_mean": min(r["mcc_mean"] for r in rs),
-                    "max_mcc_mean": max(r["mcc_mean"] for r in rs),
-                    "median_s": statistics.median(r["seconds"] for r in rs),
-                    "max_peak_mb": max(r["peak_mb"] for r in rs),
-                }
-            )
+    stats = [
+        ("median_mcc_sample", "mcc_sample", "median"),
+        ("min_mcc_sample", "mcc_sample", "min"),
+        ("median_mcc_mean", "mcc_mean", "median"),
+        ("min_mcc_mean", "mcc_mean", "min"),
+        ("max_mcc_mean", "mcc_mean", "max"),
+        ("median_s", "seconds", "median"),
+        ("max_peak_mb", "peak_mb", "max"),
+    ]
+    summary = summarize(rows, ["model", "scale"], stats)
     print_table(summary, list(summary[0]))
 
 

@@ -21,10 +21,9 @@ optimisation failure).
 """
 
 import argparse
-import statistics
 import warnings
 
-from _common import parse_sets, print_table, run_isolated
+from _common import MCC_STATS, parse_sets, print_table, run_isolated, summarize
 
 
 def fit_one(model, data_seed, model_seed, params, data):
@@ -111,23 +110,8 @@ def main(argv=None):
         rows.append(res)
         print_table([res], cols)
     print("\nsummary per model and scale convention (over data draws and model seeds)")
-    summary = []
-    for scale in args.scale_types:
-        for m in args.models:
-            rs = [r for r in rows if r["model"] == m and r["scale"] == scale]
-            summary.append(
-                {
-                    "model": m,
-                    "scale": scale,
-                    "fits": len(rs),
-                    "median_mcc": statistics.median(r["mcc"] for r in rs),
-                    "min_mcc": min(r["mcc"] for r in rs),
-                    "max_mcc": max(r["mcc"] for r in rs),
-                    "median_s": statistics.median(r["seconds"] for r in rs),
-                    "max_peak_mb": max(r["peak_mb"] for r in rs),
-                    "median_ll_gap": statistics.median(r["ll_gap"] for r in rs),
-                }
-            )
+    stats = [*MCC_STATS, ("median_ll_gap", "ll_gap", "median")]
+    summary = summarize(rows, ["model", "scale"], stats)
     print_table(summary, list(summary[0]))
 
 

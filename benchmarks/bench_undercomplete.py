@@ -24,10 +24,9 @@ the median, worst and best MCC per family and model.
 """
 
 import argparse
-import statistics
 import warnings
 
-from _common import parse_sets, print_table, run_isolated
+from _common import MCC_STATS, parse_sets, print_table, run_isolated, summarize
 
 FAMILIES = {
     "u48": dict(
@@ -115,22 +114,7 @@ def main(argv=None):
         rows.append(res)
         print_table([res], cols)
     print("\nsummary per family and model (over data draws)")
-    summary = []
-    for f in args.families:
-        for m in args.models:
-            rs = [r for r in rows if r["family"] == f and r["model"] == m]
-            summary.append(
-                {
-                    "family": f,
-                    "model": m,
-                    "fits": len(rs),
-                    "median_mcc": statistics.median(r["mcc"] for r in rs),
-                    "min_mcc": min(r["mcc"] for r in rs),
-                    "max_mcc": max(r["mcc"] for r in rs),
-                    "median_s": statistics.median(r["seconds"] for r in rs),
-                    "max_peak_mb": max(r["peak_mb"] for r in rs),
-                }
-            )
+    summary = summarize(rows, ["family", "model"], MCC_STATS)
     print_table(summary, list(summary[0]))
 
 

@@ -516,20 +516,14 @@ def _resolve_auto_settings(est):
         est._fit_settings["learning_rate_init"] = lr
 
 
-def _flow_sources(est, X, U, seed):
-    """Standardised sources of a short flow fit on the training rows.
-
-    ``X`` (standardised) and ``U`` (encoded) are the training tensors. With
-    fewer components than features the flow runs on the whitened leading
-    principal components of ``X``. Returns a tensor like ``X`` of shape
-    ``(n_rows, n_components_)``.
+def _short_flow(est, X, U, seed, **net):
+    """A short flow fit (``_INIT_FLOW_EPOCHS``, one restart) on the rows
+    ``X`` (an array) and the encoded ``U`` (a tensor or None); ``net`` holds
+    the flow's own parameters (``flow_depth``, ...). Returns the fitted
+    :class:`~skivae.NonlinearICA`; raises FloatingPointError if it diverged.
     """
     from skivae._nica import NonlinearICA  # _nica imports this module
 
-    Xn = to_numpy(X, np.float64)
-    n = est.n_components_
-    if n < Xn.shape[1]:
-        Xn = PCA(n, whiten=True, random_state=seed).fit_transform(Xn)
     enc = est.aux_encoder_
     flow = NonlinearICA(
         method="flow",
@@ -542,11 +536,27 @@ def _flow_sources(est, X, U, seed):
         device=est.device,
         n_threads=None,
         random_state=seed,
+        **net,
     )
     with warnings.catch_warnings():
         # The short fit is a starting point: it is not meant to converge.
         warnings.simplefilter("ignore")
-        Z = flow.fit_transform(Xn, to_numpy(U))
+        return flow.fit(X, None if U is None else to_numpy(U))
+
+
+def _flow_sources(est, X, U, seed):
+    """Standardised sources of a short flow fit on the training rows.
+
+    ``X`` (standardised) and ``U`` (encoded) are the training tensors. With
+    fewer components than features the flow runs on the whitened leading
+    principal components of ``X``. Returns a tensor like ``X`` of shape
+    ``(n_rows, n_components_)``.
+    """
+    Xn = to_numpy(X, np.float64)
+    n = est.n_components_
+    if n < Xn.shape[1]:
+        Xn = PCA(n, whiten=True, random_state=seed).fit_transform(Xn)
+    Z = _short_flow(est, Xn, U, seed).transform(Xn)
     return to_tensor(Z, X.device, dtype=X.dtype)
 
 

@@ -340,7 +340,8 @@ def test_ivae_method_random_start_is_the_identifiable_vae_s(segment_data):
     assert est.init_ == "random"
     Z = ivae.transform(X)
     assert_allclose(est.transform(X), (Z - Z.mean(0)) / Z.std(0), atol=1e-10)
-    assert _fit(X, u, method="gcl").init_ is None
+    assert _fit(X, u, method="gcl", features="mlp").init_ == "random"
+    assert _fit(X, u, method="flow").init_ is None
 
 
 def test_ivae_method_is_the_identifiable_vae(segment_data):
@@ -660,7 +661,12 @@ def test_tcl_with_flow_features_recovers_signed_sources():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         Z = NonlinearICA(
-            method="tcl", features="flow", flow_depth=2, max_iter=20, random_state=0
+            method="tcl",
+            features="flow",
+            init="random",  # the objective alone, not the flow's start
+            flow_depth=2,
+            max_iter=20,
+            random_state=0,
         ).fit_transform(X, u)
     assert mean_corr_coef(S, Z) >= 0.9
 
@@ -678,3 +684,105 @@ def test_auto_features_are_the_flow_on_square_data_and_the_mlp_otherwise(method)
     assert not isinstance(under.module_.feature_net, InvertibleMLP)
     assert _fit(X, u, method=method, features="mlp").features_ == "mlp"
     assert _fit(X, u, method="flow").features_ is None
+
+
+# ------------------------------------------- contrastive features from the flow
+@pytest.mark.parametrize("method", CONTRASTIVE)
+def test_contrastive_init_resolution_and_learning_rate(segment_data, method):
+    X, u, _ = segment_data
+    auto = _fit(X, u, method=method, learning_rate_init="auto")
+    assert auto.features_ == "flow" and auto.init_ == "flow"
+    assert auto._fit_settings["learning_rate_init"] == 1e-3
+    rand = _fit(X, u, method=method, init="random", learning_rate_init="auto")
+    assert rand.init_ == "random"
+    assert rand._fit_settings["learning_rate_init"] == 1e-2
+    # An explicit learning rate is kept after the flow start.
+    kept = _fit(X, u, method=method, learning_rate_init=0.02)
+    assert kept.init_ == "flow" and kept._fit_settings["learning_rate_init"] == 0.02
+    mlp = _fit(X, u, method=method, features="mlp")
+    assert mlp.init_ == "random"
+    with pytest.raises(ValueError, match="init='flow'.*features='flow'"):
+        _fit(X, u, method=method, features="mlp", init="flow")
+
+
+@pytest.mark.parametrize("method", CONTRASTIVE)
+def test_contrastive_features_start_as_the_short_flow(
+    segment_data, monkeypatch, method
+):
+    """With init='flow' the invertible features are the short flow's network
+    (its input standardisation folded in): at a negligible learning rate the
+    contrastive output is the flow's sources, column by column."""
+    import skivae._nica as nica_mod
+
+    X, u, _ = segment_data
+    seen = {}
+    real = nica_mod._short_flow
+
+    def spy(est, Xn, U, seed, **net):
+        flow = real(est, Xn, U, seed, **net)
+        seen["rows"], seen["Z"] = Xn, flow.transform(Xn)  # before the fold
+        return flow
+
+    monkeypatch.setattr(nica_mod, "_short_flow", spy)
+    est = _fit(X, u, method=method, init="flow", max_iter=1, learning_rate_init=1e-9)
+    raw = seen["rows"] * est._x_scale + est._x_mean
+    corr = _abs_corr(est.transform(raw), seen["Z"])
+    assert np.all(np.diag(corr) > 0.9999)
+
+
+def test_tcl_classifier_starts_at_zero_after_the_flow():
+    """zero_classifier: the first gradient leaves a started feature net alone
+    (a random classifier would push it along random directions)."""
+    from skivae._core.contrastive import TCLModule
+
+    torch.manual_seed(0)
+    x, u = torch.randn(64, 3), torch.randint(0, 4, (64,))
+    for zero in (True, False):
+        m = TCLModule(3, 3, 4, zero_classifier=zero)
+        m.loss(x, u).mean().backward()
+        grads = [p.grad.abs().max().item() for p in m.feature_net.parameters()]
+        assert (max(grads) == 0) is zero
+
+
+@pytest.mark.parametrize("method", CONTRASTIVE)
+def test_contrastive_flow_start_divergence_falls_back(
+    segment_data, monkeypatch, method
+):
+    import skivae._nica as nica_mod
+
+    def diverge(*args, **kwargs):
+        raise FloatingPointError("loss is nan")
+
+    monkeypatch.setattr(nica_mod, "_flow_feature_net", diverge)
+    X, u, _ = segment_data
+    with pytest.warns(UserWarning, match="initial flow diverged"):
+        est = _fit(X, u, method=method)
+    assert np.all(np.isfinite(est.transform(X)))
+
+
+@pytest.mark.parametrize("method", CONTRASTIVE)
+def test_contrastive_flow_start_recovers_signed_sources(method):
+    """2-layer leaky-ReLU mixing of Laplace sources, square: the default (the
+    invertible features started from a short flow) gives the signed s back;
+    the same objective from a random start falls short.
+
+    Measured with data seeds 0-3 (default / init='random', 15 epochs): TCL
+    0.969, 0.963, 0.960, 0.961 / 0.768, 0.746, 0.648, 0.617; GCL 0.951,
+    0.954, 0.952, 0.949 / 0.902, 0.900, 0.918, 0.914.
+    """
+    X, u, S = make_nonstationary_sources(
+        20,
+        300,
+        3,
+        n_layers=2,
+        activation="leaky_relu",
+        source="laplace",
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kw = dict(method=method, max_iter=15, random_state=0)
+        Z = NonlinearICA(**kw).fit_transform(X, u)
+        Zr = NonlinearICA(init="random", **kw).fit_transform(X, u)
+    assert mean_corr_coef(S, Z) >= 0.9
+    assert mean_corr_coef(S, Z) > mean_corr_coef(S, Zr) + 0.02

@@ -64,6 +64,12 @@ class TCLModule(LatentModel):
         ``hidden_layer_sizes`` and ``activation``. A network with a true
         ``invertible`` attribute (:class:`~skivae._core.flow.InvertibleMLP`)
         cannot fold the signs of the sources.
+    zero_classifier : bool, default=False
+        Start the classifier's weights at zero instead of uniformly at
+        random: its first gradients then leave the features alone, which
+        keeps a feature network that starts from a good solution (a fitted
+        flow) from being pushed along random directions while the classifier
+        is still random.
 
     Notes
     -----
@@ -88,6 +94,7 @@ class TCLModule(LatentModel):
         hidden_layer_sizes=(64, 64),
         activation="leaky_relu",
         feature_net=None,
+        zero_classifier=False,
     ):
         super().__init__()
         self.n_features = n_features
@@ -97,8 +104,11 @@ class TCLModule(LatentModel):
             feature_net, n_features, n_components, hidden_layer_sizes, activation
         )
         self.classifier = nn.Linear(n_components, n_classes)
-        bound = 1.0 / math.sqrt(n_components)
-        nn.init.uniform_(self.classifier.weight, -bound, bound)
+        if zero_classifier:
+            nn.init.zeros_(self.classifier.weight)
+        else:
+            bound = 1.0 / math.sqrt(n_components)
+            nn.init.uniform_(self.classifier.weight, -bound, bound)
         nn.init.zeros_(self.classifier.bias)
 
     @property
