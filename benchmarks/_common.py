@@ -73,9 +73,12 @@ def summarize(rows, keys, stats):
     Groups come in the order they first appear in ``rows``. Each summary row
     holds the key values, ``fits`` (the rows in the group) and one entry per
     ``(name, column, how)`` of ``stats``, where ``how`` is ``"median"``,
-    ``"min"`` or ``"max"`` of ``column`` over the group.
+    ``"min"``, ``"max"`` or ``"sum"`` of ``column`` over the group. NaN values
+    (a fit that diverged) and missing entries are left out; a group with none
+    left gets NaN.
     """
-    how = {"median": statistics.median, "min": min, "max": max}
+    nan = float("nan")
+    how = {"median": statistics.median, "min": min, "max": max, "sum": sum}
     groups = {}
     for r in rows:
         groups.setdefault(tuple(r[k] for k in keys), []).append(r)
@@ -83,7 +86,9 @@ def summarize(rows, keys, stats):
     for values, rs in groups.items():
         row = dict(zip(keys, values), fits=len(rs))
         for name, column, agg in stats:
-            row[name] = how[agg](r[column] for r in rs)
+            vals = [r.get(column, nan) for r in rs]
+            vals = [v for v in vals if v == v]  # NaN is not equal to itself
+            row[name] = how[agg](vals) if vals else nan
         summary.append(row)
     return summary
 

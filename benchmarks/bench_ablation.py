@@ -151,16 +151,20 @@ def fit_one(model, scale, data_seed, model_seed, config, data):
     X, u, S = make_nonstationary_sources(
         random_state=data_seed, scale_type=scale, **data
     )
-    if model == "ivae":
-        out = _skivae(X, u, model_seed)
-    else:
-        out = _official(X, u, S, model_seed, config)
+    row = {"model": model, "scale": scale, "data_seed": data_seed}
+    row["model_seed"] = model_seed
+    try:
+        if model == "ivae":
+            out = _skivae(X, u, model_seed)
+        else:
+            out = _official(X, u, S, model_seed, config)
+    except FloatingPointError:  # the loss became NaN: no estimate to score
+        nan = float("nan")
+        return {**row, "mcc_sample": nan, "mcc_mean": nan, "diverged": 1}
     z_draw, z_mean, seconds, epochs, lr, elbo, _ = out
     return {
-        "model": model,
-        "scale": scale,
-        "data_seed": data_seed,
-        "model_seed": model_seed,
+        **row,
+        "diverged": 0,
         "mcc_sample": mean_corr_coef(S, z_draw),
         "mcc_mean": mean_corr_coef(S, z_mean),
         "seconds": seconds,
@@ -223,6 +227,7 @@ def main(argv=None):
         "final_lr",
         "elbo",
         "peak_mb",
+        "diverged",
     ]
     rows = []
     for res in run_isolated(fit_one, jobs, n_jobs=args.jobs, threads=args.threads):
@@ -239,6 +244,7 @@ def main(argv=None):
         ("max_mcc_mean", "mcc_mean", "max"),
         ("median_s", "seconds", "median"),
         ("max_peak_mb", "peak_mb", "max"),
+        ("diverged", "diverged", "sum"),
     ]
     summary = summarize(rows, ["model", "scale"], stats)
     print_table(summary, list(summary[0]))
