@@ -86,20 +86,22 @@ class IdentifiableVAE(_BaseLatentEstimator):
         initialisation. ``"flow"``: from an identifiable solution that is
         cheap to find: the exact-likelihood flow of
         ``NonlinearICA(method="flow")`` (10 epochs, one restart) is fitted
-        to the standardised ``X`` (first projected on its ``n_components``
-        leading principal components, whitened, when ``n_components <
-        n_features``); the encoder's mean is then trained to output those
-        sources, the decoder to map them back to ``X`` and the prior to fit
-        them given ``u`` (regression: 20 passes over the data, between 200
-        and 2000 steps), before the ELBO is
-        maximised from there. From random starts the ELBO lands on solutions
-        whose recovery of the sources varies much from draw to draw; started
-        from the flow they are better and steadier on most of the
-        simulations we measured, square and undercomplete (see the user
-        guide's benchmarks and its exceptions). ``"auto"`` is ``"flow"``
-        when ``u`` is given and the decoder is Gaussian, otherwise
-        ``"random"``. Each of the ``n_init``
-        restarts fits its own flow. The fitted ``init_`` says which was used.
+        to the standardised ``X``; when ``n_components < n_features`` it
+        runs 20 epochs on all the features (on the ``max(16, 2 *
+        n_components)`` leading principal components, whitened, when there
+        are more) and its ``n_components`` outputs that depend most on
+        ``u`` are kept (the others model the noise directions). The
+        encoder's mean is then trained to output those sources, the
+        decoder to map them back to ``X`` and the prior to fit them given
+        ``u`` (regression: 20 passes over the data, between 200 and 2000
+        steps), before the ELBO is maximised from there. From random starts
+        the ELBO lands on solutions whose recovery of the sources varies
+        much from draw to draw; started from the flow they are better and
+        steadier on most of the simulations we measured, square and
+        undercomplete (see the user guide's benchmarks and its exceptions).
+        ``"auto"`` is ``"flow"`` when ``u`` is given and the decoder is
+        Gaussian, otherwise ``"random"``. Each of the ``n_init`` restarts
+        fits its own flow. The fitted ``init_`` says which was used.
 
         .. versionadded:: 0.2
 
@@ -463,8 +465,16 @@ def _make_ivae_module(
 
 #: (max_iter, learning_rate_init) that ``"auto"`` stands for, per ``init_``
 _AUTO_IVAE_SETTINGS = {"flow": (20, 1e-3), "random": (40, 1e-2)}
-#: epochs of the flow that initialises the iVAE (``init="flow"``)
+#: epochs of the flow that initialises the iVAE (``init="flow"``) on square
+#: data, and with fewer components than features (the flow then also has to
+#: model the noise directions: it needs longer)
 _INIT_FLOW_EPOCHS = 10
+_INIT_FLOW_EPOCHS_UNDERCOMPLETE = 20
+#: with fewer components than features, the start's flow runs on at most
+#: ``max(_INIT_FLOW_MAX_DIMS, _INIT_FLOW_MAX_RATIO * n_components)`` dimensions
+#: (the leading principal components when there are more features): all of
+#: them scored best, the cap bounds the cost
+_INIT_FLOW_MAX_DIMS, _INIT_FLOW_MAX_RATIO = 16, 2
 #: passes over the data, bounds on the steps, batch size and learning rates
 #: (networks, prior) of the regression that moves a new iVAE onto the flow's
 #: sources
@@ -516,8 +526,8 @@ def _resolve_auto_settings(est):
         est._fit_settings["learning_rate_init"] = lr
 
 
-def _short_flow(est, X, U, seed, **net):
-    """A short flow fit (``_INIT_FLOW_EPOCHS``, one restart) on the rows
+def _short_flow(est, X, U, seed, max_iter=_INIT_FLOW_EPOCHS, **net):
+    """A short flow fit (``max_iter`` epochs, one restart) on the rows
     ``X`` (an array) and the encoded ``U`` (a tensor or None); ``net`` holds
     the flow's own parameters (``flow_depth``, ...). Returns the fitted
     :class:`~skivae.NonlinearICA`; raises FloatingPointError if it diverged.
@@ -531,7 +541,7 @@ def _short_flow(est, X, U, seed, **net):
         u_type=enc.u_type_,
         hidden_layer_sizes=est.hidden_layer_sizes,
         activation=est.activation,
-        max_iter=_INIT_FLOW_EPOCHS,
+        max_iter=max_iter,
         n_init=1,
         device=est.device,
         n_threads=None,
@@ -548,16 +558,50 @@ def _flow_sources(est, X, U, seed):
     """Standardised sources of a short flow fit on the training rows.
 
     ``X`` (standardised) and ``U`` (encoded) are the training tensors. With
-    fewer components than features the flow runs on the whitened leading
-    principal components of ``X``. Returns a tensor like ``X`` of shape
+    fewer components than features the flow runs on all the features (on
+    the whitened leading principal components when there are more than
+    ``max(16, 2 * n_components)``) and longer: it then has as many outputs
+    as inputs, and the ``n_components`` outputs that depend most on ``u``
+    (:func:`_u_information`) are the sources; the others model the noise
+    directions. Returns a tensor like ``X`` of shape
     ``(n_rows, n_components_)``.
     """
     Xn = to_numpy(X, np.float64)
-    n = est.n_components_
-    if n < Xn.shape[1]:
-        Xn = PCA(n, whiten=True, random_state=seed).fit_transform(Xn)
-    Z = _short_flow(est, Xn, U, seed).transform(Xn)
-    return to_tensor(Z, X.device, dtype=X.dtype)
+    n, d = est.n_components_, Xn.shape[1]
+    if n >= d:
+        Z = _short_flow(est, Xn, U, seed).transform(Xn)
+        return to_tensor(Z, X.device, dtype=X.dtype)
+    m = min(d, max(_INIT_FLOW_MAX_DIMS, _INIT_FLOW_MAX_RATIO * n))
+    if m < d:
+        Xn = PCA(m, whiten=True, random_state=seed).fit_transform(Xn)
+    flow = _short_flow(est, Xn, U, seed, max_iter=_INIT_FLOW_EPOCHS_UNDERCOMPLETE)
+    Z = flow.transform(Xn)
+    gain = _u_information(flow, Z, U, X.device)
+    keep = np.sort(np.argsort(-gain, kind="stable")[:n])
+    return to_tensor(Z[:, keep], X.device, dtype=X.dtype)
+
+
+def _u_information(flow, Z, U, device):
+    """How much each output of a fitted flow depends on ``u``.
+
+    ``Z`` holds the flow's (standardised) outputs and ``U`` the encoded
+    ``u`` of the same rows. Per output: the mean log density of its raw
+    value under the flow's conditional prior given ``u``, minus that under
+    the maximum-likelihood fit of the same family without ``u`` (nats per
+    row), so about zero for an output that ``u`` does not modulate.
+    """
+    prior = flow.module_.prior
+    S = Z * flow._s_scale + flow._s_mean
+    if prior.kind == "laplace":
+        b = np.abs(S - np.median(S, axis=0)).mean(axis=0)
+        base = -np.log(2.0 * b) - 1.0
+    else:
+        base = -0.5 * (np.log(2.0 * np.pi * S.var(axis=0)) + 1.0)
+    with torch.inference_mode():
+        St = to_tensor(S, device)
+        loc, log_s2 = prior.params(U, St)
+        lp = prior.component_log_prob(St, loc, log_s2).mean(0)
+    return to_numpy(lp, np.float64) - base
 
 
 def _distill(module, X, U, Z, *, seed):

@@ -544,6 +544,85 @@ def test_init_flow_on_undercomplete_data_uses_n_components():
     assert est.init_ == "flow" and Z.shape == (600, 2)
 
 
+def _spy_flow_start(monkeypatch):
+    """Record the rows each short flow is fitted on and the start it returns."""
+    import skivae._ivae
+
+    seen = {"flow_rows": [], "starts": []}
+    real_flow, real_sources = skivae._ivae._short_flow, skivae._ivae._flow_sources
+
+    def short_flow(est, X, U, seed, **kw):
+        seen["flow_rows"].append(X.shape)
+        return real_flow(est, X, U, seed, **kw)
+
+    def flow_sources(est, X, U, seed):
+        Z = real_sources(est, X, U, seed)
+        seen["starts"].append(Z.numpy().astype(np.float64))
+        return Z
+
+    monkeypatch.setattr(skivae._ivae, "_short_flow", short_flow)
+    monkeypatch.setattr(skivae._ivae, "_flow_sources", flow_sources)
+    return seen
+
+
+def test_undercomplete_start_keeps_the_outputs_that_depend_on_u(monkeypatch):
+    """With more features than components the start's flow runs on all the
+    features and keeps the outputs that ``u`` modulates.
+
+    Two segment-modulated sources, linearly mixed into 3 features, next to 3
+    stationary noise features of larger variance: the leading principal
+    components (the earlier start) are mostly noise, the
+    outputs chosen by their dependence on ``u`` are the sources.
+    """
+    X, u, S = make_nonstationary_sources(
+        20, 150, 2, n_features=3, n_layers=1, random_state=0
+    )
+    noise = 3.0 * np.random.RandomState(1).randn(len(X), 3)
+    X = np.hstack([X / X.std(0), noise])
+    seen = _spy_flow_start(monkeypatch)
+    IdentifiableVAE(2, max_iter=1, hidden_layer_sizes=(16,), random_state=0).fit(X, u)
+    assert seen["flow_rows"] == [X.shape]  # all six features
+    (Z,) = seen["starts"]
+    assert Z.shape == (len(X), 2)
+    assert mean_corr_coef(S, Z) > 0.9
+    # The same flow's other outputs are not the sources: the choice matters.
+    pca = np.linalg.svd(X - X.mean(0), full_matrices=False)[0][:, :2]
+    assert mean_corr_coef(S, pca) < 0.5
+
+
+def test_u_information_is_high_for_modulated_outputs_only():
+    """The start's selection rule: outputs that follow the sources gain
+    log-likelihood from u, outputs that follow stationary noise about none."""
+    from skivae import NonlinearICA
+    from skivae._ivae import _u_information
+
+    X, u, S = make_nonstationary_sources(
+        20, 150, 2, n_features=2, n_layers=1, random_state=0
+    )
+    X = np.hstack([3.0 * np.random.RandomState(1).randn(len(X), 2), X])
+    flow = NonlinearICA(max_iter=10, n_init=1, random_state=0).fit(X, u)
+    Z = flow.transform(X)
+    U = torch.as_tensor(flow.aux_encoder_.transform(u, len(u)))
+    gain = _u_information(flow, Z, U, torch.device("cpu"))
+    corr = np.abs(np.corrcoef(Z.T, S.T)[:4, 4:]).max(axis=1)
+    sources, noise = corr > 0.9, corr < 0.3
+    assert sources.sum() == 2 and noise.sum() == 2
+    assert not sources[:2].all()  # the flow's output order is arbitrary
+    assert gain[sources].min() > 0.1
+    assert np.abs(gain[noise]).max() < 0.05
+
+
+def test_undercomplete_start_caps_the_flow_dimension(monkeypatch):
+    """Beyond max(16, 2 * n_components) features the start's flow runs on
+    that many leading principal components."""
+    rng = np.random.RandomState(0)
+    X, u = rng.randn(300, 20), np.arange(300) % 10
+    seen = _spy_flow_start(monkeypatch)
+    IdentifiableVAE(2, max_iter=1, hidden_layer_sizes=(8,), random_state=0).fit(X, u)
+    assert seen["flow_rows"] == [(300, 16)]
+    assert seen["starts"][0].shape == (300, 2)
+
+
 def test_init_flow_restarts_each_fit_their_own_flow(segment_data, monkeypatch):
     import skivae._ivae
 

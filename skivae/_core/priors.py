@@ -98,14 +98,16 @@ class ConditionalPrior(nn.Module):
             loc, log_s2 = raw.new_zeros(()).expand_as(raw), _soft_bound(raw)
         return loc, log_s2
 
-    def log_prob(self, z, loc, log_s2):
-        """Per-component log density, summed over the last axis."""
+    def component_log_prob(self, z, loc, log_s2):
+        """Log density of each component, shape of ``z``."""
         if self.kind == "laplace":
             log_b = 0.5 * log_s2
-            lp = -math.log(2.0) - log_b - (z - loc).abs() * torch.exp(-log_b)
-        else:
-            lp = -0.5 * (_LOG_2PI + log_s2 + (z - loc) ** 2 * torch.exp(-log_s2))
-        return lp.sum(-1)
+            return -math.log(2.0) - log_b - (z - loc).abs() * torch.exp(-log_b)
+        return -0.5 * (_LOG_2PI + log_s2 + (z - loc) ** 2 * torch.exp(-log_s2))
+
+    def log_prob(self, z, loc, log_s2):
+        """Log density, summed over the components (the last axis)."""
+        return self.component_log_prob(z, loc, log_s2).sum(-1)
 
     def kl_from_gaussian(self, mean, logvar, loc, log_s2, marg_var=None):
         """KL(q || p(z|u)) for a Gaussian q, summed over components.
