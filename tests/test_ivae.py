@@ -581,7 +581,9 @@ def test_undercomplete_start_keeps_the_outputs_that_depend_on_u(monkeypatch):
     X = np.hstack([X / X.std(0), noise])
     seen = _spy_flow_start(monkeypatch)
     IdentifiableVAE(2, max_iter=1, hidden_layer_sizes=(16,), random_state=0).fit(X, u)
-    assert seen["flow_rows"] == [X.shape]  # all six features
+    # All the features, but the linear mixing spans 2 dimensions of its 3:
+    # that principal direction has no variance and is left out.
+    assert seen["flow_rows"] == [(len(X), 5)]
     (Z,) = seen["starts"]
     assert Z.shape == (len(X), 2)
     assert mean_corr_coef(S, Z) > 0.9
@@ -621,6 +623,20 @@ def test_undercomplete_start_caps_the_flow_dimension(monkeypatch):
     IdentifiableVAE(2, max_iter=1, hidden_layer_sizes=(8,), random_state=0).fit(X, u)
     assert seen["flow_rows"] == [(300, 16)]
     assert seen["starts"][0].shape == (300, 2)
+
+
+def test_undercomplete_start_leaves_out_directions_without_variance(monkeypatch):
+    """A duplicated feature adds a principal direction of zero variance: the
+    start's flow does not get it (whitening would divide by zero)."""
+    X, u, _ = make_nonstationary_sources(
+        10, 60, 2, n_features=3, n_layers=2, random_state=0
+    )
+    X = np.hstack([X, X[:, :1]])
+    seen = _spy_flow_start(monkeypatch)
+    est = IdentifiableVAE(2, max_iter=1, hidden_layer_sizes=(8,), random_state=0)
+    Z = est.fit_transform(X, u)
+    assert seen["flow_rows"] == [(600, 3)]
+    assert np.isfinite(seen["starts"][0]).all() and np.isfinite(Z).all()
 
 
 def test_init_flow_restarts_each_fit_their_own_flow(segment_data, monkeypatch):
