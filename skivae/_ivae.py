@@ -508,14 +508,20 @@ def _start_from_flow(est, module, seed):
     try:
         Z = _flow_sources(est, X, U, seed)
     except FloatingPointError as exc:
-        warnings.warn(
-            f"init='flow': the initial flow diverged ({exc}); this "
-            "restart starts from a random initialisation instead.",
-            UserWarning,
-            stacklevel=3,
-        )
+        _warn_start_diverged(exc, "this restart starts", stacklevel=4)
     else:
         _distill(module, X, U, Z, seed=seed)
+
+
+def _warn_start_diverged(exc, subject, stacklevel):
+    """Warn that the short flow of an ``init="flow"`` start diverged (the
+    error ``exc``) and that ``subject`` from a random initialisation."""
+    warnings.warn(
+        f"init='flow': the initial flow diverged ({exc}); {subject} from a "
+        "random initialisation instead.",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def _resolve_auto_settings(est):

@@ -23,6 +23,7 @@ from skivae._ivae import (
     _make_ivae_module,
     _short_flow,
     _start_from_flow,
+    _warn_start_diverged,
 )
 
 _METHODS = ("flow", "ivae", "tcl", "gcl")
@@ -490,13 +491,7 @@ class NonlinearICA(_BaseLatentEstimator):
             try:
                 return _flow_feature_net(self, *start, seed), True
             except FloatingPointError as exc:
-                warnings.warn(
-                    f"init='flow': the initial flow diverged ({exc}); this "
-                    "restart's features start from a random initialisation "
-                    "instead.",
-                    UserWarning,
-                    stacklevel=4,
-                )
+                _warn_start_diverged(exc, "this restart's features start", stacklevel=5)
         net = InvertibleMLP(
             n_features,
             depth=self.flow_depth,

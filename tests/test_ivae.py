@@ -639,6 +639,22 @@ def test_undercomplete_start_leaves_out_directions_without_variance(monkeypatch)
     assert np.isfinite(seen["starts"][0]).all() and np.isfinite(Z).all()
 
 
+def test_init_flow_diverging_start_warns_and_starts_randomly(
+    segment_data, monkeypatch
+):
+    import skivae._ivae
+
+    X, u, _ = segment_data
+
+    def diverging(*args, **kwargs):
+        raise FloatingPointError("loss became nan")
+
+    monkeypatch.setattr(skivae._ivae, "_short_flow", diverging)
+    with pytest.warns(UserWarning, match="initial flow diverged.*random init"):
+        est = _fit(X, u, init="flow")
+    assert np.isfinite(est.transform(X)).all()
+
+
 def test_init_flow_restarts_each_fit_their_own_flow(segment_data, monkeypatch):
     import skivae._ivae
 
