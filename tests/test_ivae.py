@@ -565,7 +565,8 @@ def _spy_flow_start(monkeypatch):
     return seen
 
 
-def test_undercomplete_start_keeps_the_outputs_that_depend_on_u(monkeypatch):
+@pytest.mark.parametrize("prior", ["gaussian", "gaussian_var", "laplace"])
+def test_undercomplete_start_keeps_the_outputs_that_depend_on_u(monkeypatch, prior):
     """With more features than components the start's flow runs on all the
     features and keeps the outputs that ``u`` modulates.
 
@@ -580,7 +581,10 @@ def test_undercomplete_start_keeps_the_outputs_that_depend_on_u(monkeypatch):
     noise = 3.0 * np.random.RandomState(1).randn(len(X), 3)
     X = np.hstack([X / X.std(0), noise])
     seen = _spy_flow_start(monkeypatch)
-    IdentifiableVAE(2, max_iter=1, hidden_layer_sizes=(16,), random_state=0).fit(X, u)
+    est = IdentifiableVAE(
+        2, prior=prior, max_iter=1, hidden_layer_sizes=(16,), random_state=0
+    )
+    est.fit(X, u)
     # All the features, but the linear mixing spans 2 dimensions of its 3:
     # that principal direction has no variance and is left out.
     assert seen["flow_rows"] == [(len(X), 5)]
@@ -639,9 +643,7 @@ def test_undercomplete_start_leaves_out_directions_without_variance(monkeypatch)
     assert np.isfinite(seen["starts"][0]).all() and np.isfinite(Z).all()
 
 
-def test_init_flow_diverging_start_warns_and_starts_randomly(
-    segment_data, monkeypatch
-):
+def test_init_flow_diverging_start_warns_and_starts_randomly(segment_data, monkeypatch):
     import skivae._ivae
 
     X, u, _ = segment_data
