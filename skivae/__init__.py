@@ -10,7 +10,7 @@ from skivae._ivae import IdentifiableVAE
 from skivae._nica import NonlinearICA
 from skivae._persistence import load
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "IdentifiableVAE",

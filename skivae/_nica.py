@@ -64,8 +64,10 @@ class NonlinearICA(_BaseLatentEstimator):
           (see the user guide's benchmarks).
         - ``"ivae"``: the identifiable VAE (the model of
           :class:`IdentifiableVAE` with its default decoder and the same
-          network settings) in the low-noise regime: maximum ELBO, the
-          sources are the posterior means. Categorical or continuous ``u``.
+          network settings) in the low-noise regime: trained on the
+          importance-weighted bound with four draws (``IdentifiableVAE``'s
+          default ``n_importance_train``), the sources are the posterior
+          means. Categorical or continuous ``u``.
           By default it starts from a short flow fit (see ``init``).
         - ``"tcl"``: time-contrastive learning (Hyvärinen & Morioka 2016):
           a feature network is trained to classify the segment ``u`` of
@@ -96,8 +98,7 @@ class NonlinearICA(_BaseLatentEstimator):
         - ``method="ivae"``, as :class:`IdentifiableVAE`'s ``init``:
           ``"flow"`` (what ``"auto"`` stands for) regresses the new iVAE onto
           a short flow fit (with ``n_components < n_features``: on all the
-          features, keeping the outputs that depend most on ``u``) before
-          the ELBO is maximised, then
+          features, keeping the outputs that depend most on ``u``), then
           trains 20 epochs at 0.001 (``max_iter`` and ``learning_rate_init``
           ``"auto"``); ``"random"`` starts from PyTorch's initialisation and
           trains 40 epochs at 0.01.

@@ -46,6 +46,10 @@ class IVAEModule(LatentModel):
         Number K of importance samples of :meth:`score_samples`: 1 gives the
         ELBO (closed-form KL, reconstruction averaged over ``score_eps``),
         K > 1 the importance-weighted bound of :meth:`importance_bound`.
+    n_importance_train : int
+        Number K of importance samples of the training objective
+        :meth:`loss`: 1 is the ELBO (closed-form KL, one draw per row), K > 1
+        the importance-weighted bound with K fresh draws per row.
     aux_support, aux_log_weights : Tensor or None
         Training values of ``u`` and their log-weights: the marginal prior
         used by :meth:`score_samples` when ``u`` is ``None``.
@@ -69,6 +73,7 @@ class IVAEModule(LatentModel):
         score_seed=0,
         n_score_draws=8,
         n_importance=1,
+        n_importance_train=1,
         aux_support=None,
         aux_log_weights=None,
     ):
@@ -101,6 +106,12 @@ class IVAEModule(LatentModel):
             "score_eps", torch.randn(n_score_draws, n_components, generator=gen)
         )
         self.set_n_importance(n_importance, score_seed)
+        n_importance_train = int(n_importance_train)
+        if n_importance_train < 1:
+            raise ValueError(
+                f"n_importance_train must be >= 1, got {n_importance_train}"
+            )
+        self.n_importance_train = n_importance_train
         self._register_aux_support(aux_support, aux_log_weights)
 
     def set_n_importance(self, n_importance, seed):
@@ -164,10 +175,25 @@ class IVAEModule(LatentModel):
 
     # -- the LatentModel interface -----------------------------------------------
     def loss(self, x, u):
-        """Negative ELBO of ``x`` plus fresh input noise, one draw per row."""
+        """Negative training bound of ``x`` plus fresh input noise.
+
+        The ELBO with one draw per row when ``n_importance_train`` is 1,
+        otherwise the importance-weighted bound with ``n_importance_train``
+        fresh draws per row (Burda et al. 2016): the same estimator as
+        :meth:`importance_bound`, whose gradient weighs each draw by its
+        normalised importance weight, so the posterior and the decoder are
+        not pushed towards the solutions where q(z|x) fits the true
+        posterior best.
+        """
         if self.input_noise_std > 0:
             x = x + self.input_noise_std * torch.randn_like(x)
-        return -self.elbo(x, u)
+        k = self.n_importance_train
+        if k == 1:
+            return -self.elbo(x, u)
+        mean, logvar, lower = self.encoder(x)
+        eps = torch.randn((k,) + mean.shape, dtype=mean.dtype, device=mean.device)
+        lw = self._log_weights(x, u, mean, logvar, lower, eps)
+        return math.log(k) - torch.logsumexp(lw, dim=0)
 
     def score_samples(self, x, u):
         """The held-out bound on log p(x|u); marginal prior if ``u`` is None.
@@ -199,10 +225,12 @@ class IVAEModule(LatentModel):
 
     # -- objective ---------------------------------------------------------------
     def _draw(self, mean, logvar, lower, eps):
-        """z = mean + L eps; ``eps`` of shape (K, n) is shared by every row."""
+        """z = mean + L eps; ``eps`` of shape (K, n) is shared by every row,
+        one of shape (K, B, n) holds each row's own draws."""
         if eps is None:
             return gaussian_sample(mean, logvar, lower), None
-        eps = eps[:, None, :].expand(-1, mean.shape[0], -1)  # (K, B, n)
+        if eps.dim() == 2:
+            eps = eps[:, None, :].expand(-1, mean.shape[0], -1)  # (K, B, n)
         z = mean + torch.exp(0.5 * logvar) * eps
         if lower is not None:
             z = z + (lower @ eps.unsqueeze(-1)).squeeze(-1)
