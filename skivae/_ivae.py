@@ -108,8 +108,10 @@ class IdentifiableVAE(_BaseLatentEstimator):
         to the standardised ``X``; when ``n_components < n_features`` it
         runs 20 epochs on the whitened principal components of all the
         features (the ``max(16, 2 * n_components)`` leading ones when there
-        are more) and its ``n_components`` outputs that depend most on
-        ``u`` are kept (the others model the noise directions). The
+        are more) and ``n_components`` of its outputs are kept: among
+        those whose likelihood gains from ``u`` at least a quarter of the
+        largest gain, the ones that move ``X`` most (the others model the
+        thin noise directions). The
         encoder's mean is then trained to output those sources, the
         decoder to map them back to ``X`` and the prior to fit them given
         ``u`` (regression: 20 passes over the data, between 200 and 2000
@@ -516,6 +518,9 @@ _INIT_FLOW_MAX_DIMS, _INIT_FLOW_MAX_RATIO = 16, 2
 #: principal directions with less variance than this fraction of the first
 #: one's are left out of the undercomplete start's flow
 _INIT_FLOW_MIN_VARIANCE = 1e-8
+#: outputs of the undercomplete start whose u-information is at least this
+#: fraction of the largest one are the candidates for the sources
+_INIT_FLOW_MIN_GAIN = 0.25
 #: passes over the data, bounds on the steps, batch size and learning rates
 #: (networks, prior) of the regression that moves a new iVAE onto the flow's
 #: sources
@@ -608,8 +613,9 @@ def _flow_sources(est, X, U, seed):
     fewer components than features the flow runs on the whitened principal
     components of all the features (the leading ``max(16, 2 *
     n_components)`` when there are more) and longer: it then has as many outputs
-    as inputs, and the ``n_components`` outputs that depend most on ``u``
-    (:func:`_u_information`) are the sources; the others model the noise
+    as inputs, and :func:`_choose_sources` keeps ``n_components`` of them
+    by their dependence on ``u`` (:func:`_u_information`) and how far they
+    move the features (:func:`_output_reach`); the others model the noise
     directions. Returns a tensor like ``X`` of shape
     ``(n_rows, n_components_)``.
     """
@@ -632,8 +638,51 @@ def _flow_sources(est, X, U, seed):
     flow = _short_flow(est, Xn, U, seed, max_iter=_INIT_FLOW_EPOCHS_UNDERCOMPLETE)
     Z = flow.transform(Xn)
     gain = _u_information(flow, Z, U, X.device)
-    keep = np.sort(np.argsort(-gain, kind="stable")[:n])
+    reach = _output_reach(flow, Z, np.sqrt(var[:m]), seed)
+    keep = _choose_sources(gain, reach, n)
     return to_tensor(Z[:, keep], X.device, dtype=X.dtype)
+
+
+def _choose_sources(gain, reach, n):
+    """Indices (sorted) of the ``n`` flow outputs kept as sources.
+
+    Candidates are the outputs whose ``u``-information ``gain`` is at least
+    ``_INIT_FLOW_MIN_GAIN`` times the largest; among them, and then among
+    the others, the outputs of largest ``reach`` (:func:`_output_reach`)
+    come first. The information alone left out a source on some draws: an
+    output that carries part of the noise and a little of a source can
+    gain as much from ``u``, but it moves ``x`` much less.
+    """
+    gain, reach = np.asarray(gain, float), np.asarray(reach, float)
+    top = gain.max()
+    candidate = (
+        gain >= _INIT_FLOW_MIN_GAIN * top if top > 0 else np.zeros_like(gain, bool)
+    )
+    order = np.lexsort((-reach, ~candidate))
+    return np.sort(order[:n])
+
+
+def _output_reach(flow, Z, scale, seed, n_rows=2048, step=0.1):
+    """How far each output of a fitted flow moves the standardised features.
+
+    ``Z`` holds the flow's standardised outputs of its whitened inputs, and
+    ``scale`` the standard deviations of those inputs (the principal
+    components' on the standardised features, which the principal axes
+    keep as Euclidean lengths). Per output: the mean, over up to
+    ``n_rows`` rows, of the norm of the finite-difference derivative of the
+    features along that output (``step`` in its standard deviations). The
+    noise directions are thin, so their outputs move ``x`` little.
+    """
+    rng = np.random.default_rng(int(seed))
+    rows = Z[rng.choice(len(Z), min(n_rows, len(Z)), replace=False)]
+    base = flow.inverse_transform(rows)
+    reach = np.empty(Z.shape[1])
+    for j in range(Z.shape[1]):
+        moved = rows.copy()
+        moved[:, j] += step
+        d = (flow.inverse_transform(moved) - base) * (scale / step)
+        reach[j] = np.sqrt((d**2).sum(axis=1)).mean()
+    return reach
 
 
 def _u_information(flow, Z, U, device):

@@ -98,7 +98,8 @@ class NonlinearICA(_BaseLatentEstimator):
         - ``method="ivae"``, as :class:`IdentifiableVAE`'s ``init``:
           ``"flow"`` (what ``"auto"`` stands for) regresses the new iVAE onto
           a short flow fit (with ``n_components < n_features``: on all the
-          features, keeping the outputs that depend most on ``u``), then
+          features, keeping outputs that depend on ``u`` and move ``x``
+          most), then
           trains 20 epochs at 0.001 (``max_iter`` and ``learning_rate_init``
           ``"auto"``); ``"random"`` starts from PyTorch's initialisation and
           trains 40 epochs at 0.01.

@@ -618,6 +618,43 @@ def test_u_information_is_high_for_modulated_outputs_only():
     assert np.abs(gain[noise]).max() < 0.05
 
 
+def test_output_reach_is_small_for_thin_directions():
+    """The start's second criterion: an output that follows a thin input
+    direction (small scale on the standardised features) moves x little."""
+    from skivae import NonlinearICA
+    from skivae._ivae import _output_reach
+
+    # independent inputs (the sources themselves): each output follows one
+    _, u, X = make_nonstationary_sources(20, 150, 3, random_state=0)
+    flow = NonlinearICA(max_iter=10, n_init=1, random_state=0).fit(X, u)
+    Z = flow.transform(X)
+    # which input direction each output follows most
+    follows = np.abs(np.corrcoef(Z.T, X.T)[:3, 3:]).argmax(axis=1)
+    scale = np.ones(3)
+    thin = follows[0]
+    scale[thin] = 0.01
+    reach = _output_reach(flow, Z, scale, seed=0)
+    assert reach.shape == (3,) and np.all(reach > 0)
+    assert reach[0] < 0.2 * np.delete(reach, 0).min()
+    assert_array_equal(_output_reach(flow, Z, scale, seed=0), reach)
+
+
+def test_choose_sources_prefers_reach_among_u_informative_outputs():
+    from skivae._ivae import _choose_sources
+
+    gain = np.array([0.10, 0.09, 0.08, 0.001])
+    reach = np.array([0.2, 1.0, 0.9, 5.0])
+    # output 3 moves x most but ignores u; output 0 is u-informative but thin
+    assert_array_equal(_choose_sources(gain, reach, 2), [1, 2])
+    # fewer candidates than sources: the others follow by reach
+    assert_array_equal(_choose_sources(gain, reach, 4), [0, 1, 2, 3])
+    assert_array_equal(_choose_sources(np.array([0.1, 0.0, 0.0]), [1, 3, 2], 2), [0, 1])
+    # no output gains from u: reach alone
+    assert_array_equal(
+        _choose_sources(np.array([-0.01, -0.02, -0.03]), [1, 3, 2], 2), [1, 2]
+    )
+
+
 def test_undercomplete_start_caps_the_flow_dimension(monkeypatch):
     """Beyond max(16, 2 * n_components) features the start's flow runs on
     that many leading principal components."""
