@@ -5,12 +5,11 @@ takes the auxiliary variable ``u`` in scikit-learn's ``y`` position, so they
 work in Pipelines and hyper-parameter searches.
 """
 
-from skivae._base import IdentifiabilityWarning
+from skivae._aux import IdentifiabilityWarning
 from skivae._ivae import IdentifiableVAE
 from skivae._nica import NonlinearICA
 from skivae._persistence import load
-
-__version__ = "0.3.0"
+from skivae._version import __version__
 
 __all__ = [
     "IdentifiableVAE",

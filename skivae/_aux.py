@@ -8,6 +8,10 @@ from sklearn.utils import check_array
 _MAX_SUPPORT = 256  # rows of continuous u kept to score and sample without u
 
 
+class IdentifiabilityWarning(UserWarning):
+    """Warning raised when ``u`` cannot satisfy the identifiability conditions."""
+
+
 class _AuxEncoder:
     """Validates and encodes ``u``; fitted once in ``fit``, reused afterwards.
 
@@ -62,6 +66,20 @@ class _AuxEncoder:
                 f"{self.n_aux_}; pass the same covariates as at fit."
             )
         return (U - self.mean_) / self.scale_
+
+    def warn_if_too_few(self, needed, stacklevel=5):
+        """Warn when ``u`` took fewer than ``needed`` distinct values at fit."""
+        if self.n_distinct_ < needed:
+            warnings.warn(
+                f"u takes {self.n_distinct_} distinct value(s), but "
+                "identifiability (condition (iv) of Khemakhem et al. 2020) needs at "
+                f"least n_statistics * n_components + 1 = {needed} distinct values "
+                "that really change the prior. The latents may not be identifiable: "
+                "collect more distinct values of u (more segments) or lower "
+                "n_components.",
+                IdentifiabilityWarning,
+                stacklevel=stacklevel,
+            )
 
     # ------------------------------------------------------------------ fit
     def _resolve_u_type(self, u):

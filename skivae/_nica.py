@@ -4,36 +4,20 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import torch
 from sklearn.decomposition import FastICA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.metaestimators import available_if
 
+from skivae import _defaults as D
 from skivae._base import _BaseLatentEstimator
+from skivae._builders import make_flow, make_gcl, make_invertible_net, make_ivae, make_tcl
 from skivae._compat import Interval, StrOptions, _fit_context, check_is_fitted
-from skivae._core._torch_utils import to_numpy
-from skivae._core.contrastive import GCLModule, TCLModule
-from skivae._core.flow import FlowModule, InvertibleMLP
-from skivae._core.priors import N_STATISTICS, PRIORS, ConditionalPrior
-from skivae._core.training import DivergenceError
-from skivae._ivae import (
-    _AUTO_IVAE_SETTINGS,
-    _check_latents,
-    _flow_start,
-    _make_ivae_module,
-    _short_flow,
-    _start_from_flow,
-    _warn_start_diverged,
-)
+from skivae._core.priors import N_STATISTICS, PRIORS
+from skivae._inference import check_latents
+from skivae._start import flow_feature_net, start_ivae, warn_start_diverged
 
 _METHODS = ("flow", "ivae", "tcl", "gcl")
 _FEATURES = ("auto", "mlp", "flow")
-#: what ``"auto"`` stands for: (max_iter, learning_rate_init, n_init)
-_AUTO_SETTINGS = {"flow": (20, 4e-2, 2)}
-_DEFAULT_SETTINGS = (40, 1e-2, 1)
-#: ``learning_rate_init="auto"`` of TCL and GCL when their invertible
-#: features start from the flow (``init_="flow"``)
-_CONTRASTIVE_FLOW_START_LR = 1e-3
 
 
 class NonlinearICA(_BaseLatentEstimator):
@@ -109,10 +93,8 @@ class NonlinearICA(_BaseLatentEstimator):
           epochs, one restart) and trains the contrastive objective from
           there at 0.001 (``learning_rate_init="auto"``; TCL's classifier
           starts at zero); ``"random"`` starts the features at a random
-          rotation and trains at 0.01. On 2-layer square Laplace data the
-          start decides the result: median MCC against ``s`` 0.96-0.98
-          against 0.77-0.89 from a random start (``bench_contrastive.py``).
-          Use ``"random"`` to compare the contrastive objectives themselves
+          rotation and trains at 0.01. The start decides much of the result
+          (see the user guide's benchmarks). Use ``"random"`` to compare the contrastive objectives themselves
           with other methods. The MLP features start randomly
           (``init="flow"`` with them is an error).
         - Ignored by ``method="flow"``.
@@ -136,11 +118,8 @@ class NonlinearICA(_BaseLatentEstimator):
         modulates, the contrastive objectives see only ``|s|``: an MLP may
         fold the signs and then estimates ``|s|``; an invertible network
         cannot fold and estimates the signed ``s``; it starts from a short
-        flow fit unless ``init="random"`` (on 2-layer square Laplace data,
-        median MCC against ``s`` 0.978 for TCL and 0.956 for GCL, 0.77 and
-        0.89 from a random start, against 0.04 and 0.40 with the MLP; see
-        ``benchmarks/bench_contrastive.py``), at three to five times the
-        MLP's fit time. TCL on the invertible network applies no FastICA.
+        flow fit unless ``init="random"`` (see the user guide's benchmarks),
+        at several times the MLP's fit time. TCL on the invertible network applies no FastICA.
         Ignored by ``"flow"`` and ``"ivae"``.
 
         .. versionadded:: 0.2
@@ -267,9 +246,9 @@ class NonlinearICA(_BaseLatentEstimator):
         init="auto",
         prior="gaussian",
         features="auto",
-        flow_depth=4,
-        spline_bins=8,
-        spline_bound=5.0,
+        flow_depth=D.FLOW_DEPTH,
+        spline_bins=D.SPLINE_BINS,
+        spline_bound=D.SPLINE_BOUND,
         max_iter="auto",
         batch_size="auto",
         learning_rate_init="auto",
@@ -293,50 +272,11 @@ class NonlinearICA(_BaseLatentEstimator):
         )
 
     # ------------------------------------------------------------------ hooks
-    def _ivae_init(self):
-        """How ``method="ivae"`` starts (None for the other methods)."""
-        if self.method != "ivae":
-            return None
-        return "random" if self.init == "random" else "flow"
+    #: fitted attributes that the settings decide (kept by a warm start)
+    _settings_attrs = ("init_", "features_")
 
-    def _resolve_init(self):
-        """What ``init`` stands for in this fit: ``init_`` (after ``features_``).
-
-        The iVAE and the contrastive methods on the invertible features start
-        from a short flow fit unless ``init="random"``; the MLP features
-        cannot (asking for it is an error); the flow itself has no start.
-        """
-        if self.method == "ivae":
-            return self._ivae_init()
-        if self.features_ is None:  # method="flow"
-            return None
-        if self.features_ == "flow":
-            return "random" if self.init == "random" else "flow"
-        if self.init == "flow":
-            raise ValueError(
-                f"init='flow' starts the features of method={self.method!r} from a "
-                "flow, which needs the invertible features: use features='flow' "
-                "(square data: n_components equal to n_features), or "
-                "init='auto' / init='random' with the MLP features."
-            )
-        return "random"
-
-    def _training_settings(self):
-        settings = _AUTO_SETTINGS.get(self.method, _DEFAULT_SETTINGS)
-        if self.method == "ivae":
-            settings = (*_AUTO_IVAE_SETTINGS[self._ivae_init()], 1)
-        auto = dict(zip(("max_iter", "learning_rate_init", "n_init"), settings))
-        return {
-            name: auto[name] if getattr(self, name) == "auto" else getattr(self, name)
-            for name in auto
-        }
-
-    def _auto_batch_size(self, n_train):
-        if self.method == "flow":
-            # Exact likelihood: larger batches than the iVAE's, about 80 steps
-            # per epoch (more steps mattered more than larger batches).
-            return int(min(512, max(64, n_train // 80)))
-        return super()._auto_batch_size(n_train)
+    def _resolve_settings(self, n_features, u_given, fitted=None):
+        return D.nica_settings(self, n_features=n_features, fitted=fitted)
 
     def _check_params(self, n_features):
         super()._check_params(n_features)
@@ -348,31 +288,6 @@ class NonlinearICA(_BaseLatentEstimator):
                 "fewer sources than features (undercomplete) or noisy data use "
                 "method='ivae'."
             )
-        self.features_ = self._resolve_features(n_features)
-        self.init_ = self._resolve_init()
-        if (
-            self.features_ is not None
-            and self.init_ == "flow"
-            and self.learning_rate_init == "auto"
-        ):
-            # Fine-tuning a good start: a smaller step keeps it.
-            self._fit_settings["learning_rate_init"] = _CONTRASTIVE_FLOW_START_LR
-
-    def _resolve_features(self, n_features):
-        """What ``features`` stands for on this data (None: not contrastive)."""
-        if self.method not in ("tcl", "gcl"):
-            return None
-        square = self.n_components in (None, n_features)
-        if self.features == "flow" and not square:
-            raise ValueError(
-                f"features='flow' is invertible, so it needs square data: "
-                f"n_components={self.n_components} must equal n_features="
-                f"{n_features} (or be None). Use features='mlp' for fewer sources "
-                "than features."
-            )
-        if self.features == "flow" or (self.features == "auto" and square):
-            return "flow"
-        return "mlp"
 
     def _n_statistics(self):
         if self.method in ("flow", "ivae"):
@@ -398,139 +313,62 @@ class NonlinearICA(_BaseLatentEstimator):
                 "(and many more for identifiability)."
             )
 
-    def _build_module(self, n_features, seed):
-        """One branch per method: the method's LatentModel."""
+    def _build_module(self, n_features, seed, *, n_restarts=1, init_data=None):
+        """One builder per method: the method's LatentModel."""
+        net = dict(
+            hidden_layer_sizes=self.hidden_layer_sizes, activation=self.activation
+        )
+        aux, n = self.aux_encoder_, self.n_components_
         if self.method == "flow":
-            return self._flow_module(
-                n_features, getattr(self, "_n_batched_restarts", 1)
+            return make_flow(
+                n_features, aux, prior=self.prior, depth=self.flow_depth,
+                bins=self.spline_bins, bound=self.spline_bound,
+                n_restarts=n_restarts, **net,
             )
         if self.method == "ivae":
-            module = _make_ivae_module(self, n_features, seed, prior=self.prior)
-            _start_from_flow(self, module, seed)
+            module = make_ivae(
+                n_features, n, aux, prior=self.prior, likelihood="gaussian",
+                decoder_var=D.DECODER_VAR, posterior="full",
+                input_noise_std=D.ivae_input_noise_std(
+                    "auto", "gaussian", D.DECODER_VAR, getattr(self, "init_", "random")
+                ),
+                n_importance=D.N_IMPORTANCE,
+                n_importance_train=D.N_IMPORTANCE_TRAIN, score_seed=seed, **net,
+            )
+            if init_data is not None:
+                start_ivae(
+                    module, *init_data, aux, n, seed=seed, prior=self.prior,
+                    device=self.device_, **net,
+                )
             return module
+        features, started = self._feature_net(n_features, seed, init_data)
         if self.method == "tcl":
-            return self._tcl_module(n_features, seed)
-        return self._gcl_module(n_features, seed)
-
-    def _flow_module(self, n_features, n_restarts=1):
-        enc = self.aux_encoder_
-        priors = [
-            ConditionalPrior(
-                n_features,
-                self.prior,
-                enc.u_type_,
-                n_classes=enc.n_aux_ if enc.u_type_ == "categorical" else None,
-                n_aux=enc.n_aux_ if enc.u_type_ == "continuous" else None,
-                hidden_layer_sizes=tuple(int(h) for h in self.hidden_layer_sizes)[:1],
-                activation=self.activation,
+            return make_tcl(
+                n_features, n, aux, feature_net=features, zero_classifier=started,
+                **net,
             )
-            for _ in range(n_restarts)
-        ]
-        flow = FlowModule(
-            n_features,
-            priors,
-            depth=self.flow_depth,
-            bins=self.spline_bins,
-            bound=self.spline_bound,
-        )
-        flow._register_aux_support(*self._aux_support_tensors())
-        return flow
+        return make_gcl(n_features, n, aux, feature_net=features, **net)
 
-    def _fit_restarts(self, n_features, data, seeds, start=None):
-        """The flow trains its restarts together, as one batched model.
-
-        Each restart keeps its own parameters and gradients; the one with the
-        best exact log-likelihood on the monitored rows (validation split, or
-        training data) is kept. If the batched fit diverges, the restarts are
-        trained one by one instead, so a single bad restart cannot sink the
-        others.
-        """
-        if start is None and self.init_ == "flow":
-            with _flow_start(self, data):
-                return super()._fit_restarts(n_features, data, seeds)
-        if start is not None or self.method != "flow" or len(seeds) == 1:
-            return super()._fit_restarts(n_features, data, seeds, start=start)
-        self._n_batched_restarts = len(seeds)
-        try:
-            module, hist, _ = self._fit_one(
-                n_features, data, seeds[0], 0, self._batch_size(data[0].shape[0])
-            )
-        except DivergenceError:
-            module = None
-        finally:
-            del self._n_batched_restarts
-        if module is None:
-            return super()._fit_restarts(n_features, data, seeds)
-        X, U, X_val, U_val = data
-        if X_val is not None:
-            X, U = X_val, U_val
-        with torch.inference_mode():
-            ll = torch.cat(
-                [
-                    module.restart_log_prob(X[rows], None if U is None else U[rows])
-                    for rows in torch.arange(X.shape[0], device=X.device).split(4096)
-                ],
-                dim=1,
-            ).mean(1)
-        ll = torch.where(torch.isfinite(ll), ll, torch.full_like(ll, -torch.inf))
-        self._restart_log_likelihoods = ll.cpu().numpy().astype(np.float64)
-        if not np.isfinite(self._restart_log_likelihoods).any():
-            return super()._fit_restarts(n_features, data, seeds)
-        return module.keep(int(ll.argmax())), hist, seeds[0]
-
-    def _feature_net(self, n_features, seed):
-        """The contrastive feature network and whether it is a fitted start.
-
-        None (the module's MLP) or the invertible stack of the flow
-        (``features_``, resolved in ``fit``): new, or, inside
-        :func:`~skivae._ivae._flow_start`, that of a short flow fit with
-        ``seed``.
-        """
+    def _feature_net(self, n_features, seed, init_data):
+        """The contrastive feature network and whether it is a fitted start:
+        None (the module's MLP), the invertible network of a short flow fit
+        on ``init_data``, or a new invertible network."""
         if self.features_ != "flow":
             return None, False
-        start = getattr(self, "_init_data", None)
-        if start is not None:
+        flow = dict(
+            depth=self.flow_depth, bins=self.spline_bins, bound=self.spline_bound
+        )
+        if init_data is not None:
             try:
-                return _flow_feature_net(self, *start, seed), True
+                net = flow_feature_net(
+                    *init_data, self.aux_encoder_, seed=seed, prior=self.prior,
+                    hidden_layer_sizes=self.hidden_layer_sizes,
+                    activation=self.activation, device=self.device_, **flow,
+                )
+                return net, True
             except FloatingPointError as exc:
-                _warn_start_diverged(exc, "this restart's features start", stacklevel=5)
-        net = InvertibleMLP(
-            n_features,
-            depth=self.flow_depth,
-            bins=self.spline_bins,
-            bound=self.spline_bound,
-        )
-        return net, False
-
-    def _tcl_module(self, n_features, seed):
-        net, started = self._feature_net(n_features, seed)
-        return TCLModule(
-            n_features,
-            self.n_components_,
-            self.aux_encoder_.n_aux_,
-            hidden_layer_sizes=tuple(int(h) for h in self.hidden_layer_sizes),
-            activation=self.activation,
-            feature_net=net,
-            zero_classifier=started,
-        )
-
-    def _gcl_module(self, n_features, seed):
-        # GCL's u-dependent terms start at zero: no classifier to hold back.
-        net, _ = self._feature_net(n_features, seed)
-        enc = self.aux_encoder_
-        support, log_weights = self._aux_support_tensors()
-        return GCLModule(
-            n_features,
-            self.n_components_,
-            enc.u_type_,
-            n_classes=enc.n_aux_ if enc.u_type_ == "categorical" else None,
-            n_aux=enc.n_aux_ if enc.u_type_ == "continuous" else None,
-            hidden_layer_sizes=tuple(int(h) for h in self.hidden_layer_sizes),
-            activation=self.activation,
-            aux_support=support,
-            aux_log_weights=log_weights,
-            feature_net=net,
-        )
+                warn_start_diverged(exc, "this restart's features start", 6)
+        return make_invertible_net(n_features, **flow), False
 
     def _after_fit(self, Xp, seed):
         """TCL's linear ICA, then the standardisation of the sources."""
@@ -620,7 +458,7 @@ class NonlinearICA(_BaseLatentEstimator):
                 f"method={self.method!r} does not learn; method='flow' (exact "
                 "inverse) and method='ivae' (decoder mean) support it."
             )
-        S = _check_latents(S, self.n_components_, "S")
+        S = check_latents(S, self.n_components_, "S")
         Z = S.astype(np.float64) * self._s_scale + self._s_mean
         return self._inverse(Z).astype(S.dtype, copy=False)
 
@@ -708,28 +546,3 @@ class NonlinearICA(_BaseLatentEstimator):
         X, Z = self._sample(n_samples, u, random_state)
         S = (Z.astype(np.float64) - self._s_mean) / self._s_scale
         return X, S.astype(self._fit_dtype, copy=False)
-
-
-def _flow_feature_net(est, X, U, seed):
-    """The invertible network of a short flow fit on the training tensors
-    ``X`` (standardised) and ``U``, with that flow's own standardisation of
-    its input folded into the first linear layer: a map of ``X`` itself, on
-    ``X``'s device and dtype."""
-    flow = _short_flow(
-        est,
-        to_numpy(X, np.float64),
-        U,
-        seed,
-        flow_depth=est.flow_depth,
-        spline_bins=est.spline_bins,
-        spline_bound=est.spline_bound,
-    )
-    net = flow.module_.net.to(device=X.device, dtype=X.dtype)
-    mean = torch.as_tensor(flow._x_mean, device=X.device, dtype=X.dtype)
-    scale = torch.as_tensor(flow._x_scale, device=X.device, dtype=X.dtype)
-    with torch.no_grad():
-        # ((x - mean) / scale) @ W.T + b  ==  x @ (W / scale).T + (b - ...)
-        w = net.weight[:, 0] / scale
-        net.bias[:, 0] -= (mean @ w.transpose(-1, -2)).unsqueeze(-2)
-        net.weight[:, 0] = w
-    return net

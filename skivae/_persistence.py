@@ -19,9 +19,10 @@ A skivae file is a zip archive with three members:
 
 Loading executes no code from the file: the JSON decoder only builds the
 types listed in :func:`_decode` (two allow-listed classes among them), the
-estimator class comes from a fixed table, and the torch model is rebuilt by
-the estimator's own ``_build_module`` before the weights are copied into it
-with a strict ``load_state_dict``.
+estimator class comes from the table of public estimator classes
+(:data:`skivae._registry.ESTIMATORS`, filled as they are defined), and the
+torch model is rebuilt by the estimator's own ``_build_module`` before the
+weights are copied into it with a strict ``load_state_dict``.
 """
 
 import hashlib
@@ -40,6 +41,8 @@ from sklearn.decomposition import FastICA
 from skivae._aux import _AuxEncoder
 from skivae._compat import check_is_fitted
 from skivae._core._torch_utils import torch_seed
+from skivae._registry import ESTIMATORS
+from skivae._version import __version__
 
 FORMAT = "skivae-estimator"
 FORMAT_VERSION = 1
@@ -50,13 +53,6 @@ _WEIGHTS = "weights.pt"
 #: Classes other than the estimators that may appear in the fitted state,
 #: rebuilt from their constructor parameters and attribute dict.
 _OBJECT_CLASSES = {"_AuxEncoder": _AuxEncoder, "FastICA": FastICA}
-
-
-def _estimator_classes():
-    from skivae._ivae import IdentifiableVAE
-    from skivae._nica import NonlinearICA
-
-    return {"IdentifiableVAE": IdentifiableVAE, "NonlinearICA": NonlinearICA}
 
 
 # ------------------------------------------------------------------- encoding
@@ -183,10 +179,8 @@ def _sha256(data):
 
 def _save(estimator, path):
     """Write a fitted estimator to ``path`` (see :meth:`_BaseLatentEstimator.save`)."""
-    from skivae import __version__
-
     name = type(estimator).__name__
-    if _estimator_classes().get(name) is not type(estimator):
+    if ESTIMATORS.get(name) is not type(estimator):
         raise ValueError(
             f"save supports IdentifiableVAE and NonlinearICA, not {name}; subclasses "
             "are not supported: save the base class or pickle the object."
@@ -310,10 +304,9 @@ def _load(path, expected=None):
         raise ValueError(
             f"{label} is corrupted: cannot decode {_STATE} ({exc})."
         ) from exc
-    classes = _estimator_classes()
-    if name not in classes:
+    if name not in ESTIMATORS:
         raise ValueError(f"{label} holds an unknown estimator class {name!r}.")
-    cls = classes[name]
+    cls = ESTIMATORS[name]
     if expected is not None and cls is not expected:
         raise ValueError(
             f"{label} holds an estimator of class {name}, not "
@@ -406,3 +399,74 @@ def load(path):
     True
     """
     return _load(path)
+
+
+class _PersistenceMixin:
+    """``save`` and ``load`` of the estimators (see :func:`load`)."""
+
+    def save(self, path):
+        """Save the fitted estimator to one file, without pickle.
+
+        The file is a zip archive holding a JSON document (the class, the
+        versions that wrote it, :meth:`get_params` and the fitted state) and
+        the torch weights (``module_.state_dict()``), with SHA-256 checksums
+        of both. :func:`skivae.load` (or ``type(est).load``) reads it back
+        without executing code from the file. A model fitted on a GPU is
+        saved from its CPU copy and loads on machines without one.
+
+        Parameters
+        ----------
+        path : str, path-like or binary file object
+            Where to write; the suffix ``.skivae`` is customary.
+
+        Raises
+        ------
+        ValueError
+            If the estimator is not fitted (``NotFittedError``, a
+            ``ValueError``), or a parameter cannot be stored (for example a
+            ``random_state`` that is not an int, None or a ``RandomState``).
+
+        See Also
+        --------
+        skivae.load : Read an estimator saved with this method.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import skivae
+        >>> from skivae import IdentifiableVAE
+        >>> from skivae.datasets import make_nonstationary_sources
+        >>> X, u, S = make_nonstationary_sources(6, 40, 2, random_state=0)
+        >>> est = IdentifiableVAE(2, max_iter=2, random_state=0).fit(X, u)
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.skivae")
+        >>> est.save(path)
+        >>> same = IdentifiableVAE.load(path)
+        >>> bool(np.array_equal(same.transform(X), est.transform(X)))
+        True
+        """
+        _save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load an estimator of this class saved with :meth:`save`.
+
+        Like :func:`skivae.load`, and also checks that the file holds an
+        estimator of this class.
+
+        Parameters
+        ----------
+        path : str, path-like or binary file object
+
+        Returns
+        -------
+        estimator : object
+            The fitted estimator, with ``module_`` on CPU.
+
+        Raises
+        ------
+        ValueError
+            If the file holds another estimator class, or for any reason
+            :func:`skivae.load` raises.
+        """
+        return _load(path, expected=cls)

@@ -223,6 +223,20 @@ class IVAEModule(LatentModel):
         z = self.prior.sample(loc, log_s2)
         return self.sample_x(z), z
 
+    def latent_regression_loss(self, x, u, z, log_var):
+        """Per-row loss of a start at known latents ``z`` of ``x`` (and ``u``).
+
+        The encoder's mean regresses onto ``z`` and its log-variance onto the
+        constant ``log_var`` (the initial width of the posterior), the
+        decoder's mean onto ``x`` from ``z``, and the prior maximises
+        ``log p(z|u)``: see :func:`~skivae._core.training.fit_to_latents`.
+        """
+        mean, logvar, _ = self.encoder(x)
+        loss = ((mean - z) ** 2).sum(-1) + ((logvar - log_var) ** 2).mean(-1)
+        loss = loss + ((self.decode(z) - x) ** 2).sum(-1)
+        loc, log_s2 = self.prior.params(u, z)
+        return loss - self.prior.log_prob(z, loc, log_s2)
+
     # -- objective ---------------------------------------------------------------
     def _draw(self, mean, logvar, lower, eps):
         """z = mean + L eps; ``eps`` of shape (K, n) is shared by every row,

@@ -245,6 +245,9 @@ class FlowModule(LatentModel):
                 out.append(prior.log_prob(s, loc, log_s2))
         return torch.stack(out) + ladj
 
+    #: the restarts' held-out objective (the model interface's name)
+    restart_score_samples = restart_log_prob
+
     def keep(self, restart):
         """Keep one restart (in place): the flow becomes a single model."""
         self.net.keep(restart)

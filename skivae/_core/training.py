@@ -52,11 +52,13 @@ def _index(t, idx):
     return None if t is None else t[idx]
 
 
-def held_out_loss(model, X, U, batch_size=1024):
-    """Mean of ``-model.score_samples`` over all rows, in eval mode.
+def mean_score_loss(model, X, U, batch_size=1024):
+    """Mean of ``-model.score_samples`` over the rows ``X``, ``U``, in eval mode.
 
-    Rows go by batches of at least 1024. Returns a Python float (one host
-    sync).
+    The monitored objective of early stopping (on the validation rows) and
+    the criterion between restarts (on the validation rows, or the training
+    rows without a split). Rows go by batches of at least 1024. Returns a
+    Python float (one host sync).
     """
     was_training = model.training
     model.eval()
@@ -175,7 +177,7 @@ def train(
         history.train_loss.append(train_loss)
         val_loss = None
         if X_val is not None:
-            val_loss = held_out_loss(model, X_val, U_val, batch_size)
+            val_loss = mean_score_loss(model, X_val, U_val, batch_size)
             history.val_loss.append(val_loss)
         if progress is not None:
             progress(epoch + 1, train_loss, val_loss)
@@ -193,3 +195,52 @@ def train(
         model.load_state_dict(best_state)
     model.eval()
     return history
+
+
+def fit_to_latents(
+    model,
+    X,
+    U,
+    Z,
+    *,
+    seed,
+    epochs,
+    steps,
+    batch_size,
+    learning_rate,
+    prior_learning_rate,
+    **loss_kwargs,
+):
+    """Move a new ``model`` onto known latents ``Z`` of the rows ``X``, ``U``.
+
+    Minimises ``model.latent_regression_loss(x, u, z, **loss_kwargs)`` (a
+    per-row loss; for the iVAE: its encoder's mean learns ``z``, its decoder
+    ``x`` from ``z`` and its prior ``log p(z|u)``) by Adam on random
+    mini-batches, ``epochs`` passes over the data clipped to ``steps =
+    (min, max)`` optimiser steps. The prior's parameters (``model.prior``,
+    where the model has one) learn at ``prior_learning_rate``, the others at
+    ``learning_rate``. In place, on ``X``'s device, without host
+    synchronisation; leaves the model in eval mode. The rows are drawn from
+    a generator seeded by ``seed``.
+    """
+    model.to(X.device).train()
+    prior = getattr(model, "prior", None)
+    prior_params = [] if prior is None else list(prior.parameters())
+    own = {id(p) for p in prior_params}
+    other = [p for p in model.parameters() if p.requires_grad and id(p) not in own]
+    groups = [{"params": other, "lr": learning_rate}]
+    if prior_params:
+        groups.append({"params": prior_params, "lr": prior_learning_rate})
+    optimizer = torch.optim.Adam(groups)
+    gen = torch.Generator().manual_seed(int(seed))
+    n = X.shape[0]
+    batch = min(batch_size, n)
+    lo, hi = steps
+    n_steps = min(hi, max(lo, -(-epochs * n // batch)))
+    rows = torch.randint(0, n, (n_steps, batch), generator=gen).to(X.device)
+    for idx in rows:
+        loss = model.latent_regression_loss(X[idx], _index(U, idx), Z[idx], **loss_kwargs)
+        optimizer.zero_grad(set_to_none=True)
+        loss.mean().backward()
+        optimizer.step()
+    model.eval()

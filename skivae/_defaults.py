@@ -1,0 +1,235 @@
+"""Every tuned number and every ``"auto"`` rule of the estimators, in one place.
+
+Each constant carries one line saying which measurement chose it (files under
+``benchmarks/results/``). The rule every default obeys: against the
+alternative it was measured with, no simulation family's median MCC drops by
+more than 0.02 and none falls behind the plain VAE. Parameter docstrings
+describe behaviour; the figures live in the README and the user guide.
+
+The ``"auto"`` rules are the functions at the end: :func:`ivae_settings` and
+:func:`nica_settings` turn an estimator's parameters into the
+:class:`Settings` of one fit, and the model builders read
+:func:`ivae_input_noise_std`. Nothing else in the package resolves ``"auto"``.
+"""
+
+from dataclasses import dataclass, field
+
+# ---------------------------------------------------------------- every method
+#: batch_size="auto" except the flow's: min(256, max(32, n // 100)), about 100
+#: optimiser steps per epoch or more (identifiability comes late in training);
+#: version 0.1's choice, kept by results/ablation_knobs.txt (batch 256 vs 64)
+BATCH_MIN, BATCH_MAX, BATCH_ROWS_PER_STEP = 32, 256, 100
+
+# ------------------------------------------------------------ the flow (NICA)
+#: max_iter, learning_rate_init and n_init of method="flow": flow_tuning.txt
+#: (lr 0.04 against 0.03/0.05/0.01) and paper_flow_n_init2.txt (2 restarts:
+#: same medians as 3 at 0.84x the time)
+FLOW_MAX_ITER, FLOW_LR, FLOW_N_INIT = 20, 4e-2, 2
+#: the flow's batch_size="auto": min(512, max(64, n // 80)), about 80 steps per
+#: epoch (flow_tuning.txt: more steps mattered more than larger batches)
+FLOW_BATCH_MIN, FLOW_BATCH_MAX, FLOW_BATCH_ROWS_PER_STEP = 64, 512, 80
+#: spline blocks, bins and bound of the flow's network: flow_tuning.txt
+#: (depth 3 and bound 10 lower, 16 bins within noise at more cost)
+FLOW_DEPTH, SPLINE_BINS, SPLINE_BOUND = 4, 8, 5.0
+
+# ------------------------------------------------------------------- the iVAE
+#: (max_iter, learning_rate_init) of "auto" per start: paper_ivae_init.txt
+#: (from the flow: 20 epochs at 0.001, a larger rate walks away from it)
+IVAE_SETTINGS = {"flow": (20, 1e-3), "random": (40, 1e-2)}
+#: observation-noise variance of the Gaussian decoder: ablation_knobs.txt
+DECODER_VAR = 0.01
+#: importance samples of score (and restart choice): selection.txt
+N_IMPORTANCE = 16
+#: importance samples of the training bound: iwae_training.txt (K=4 raised
+#: every family's median but one, within 0.002; K=16 cost 30% more for +0.002)
+N_IMPORTANCE_TRAIN = 4
+
+# ---------------------------------------------------------- TCL and GCL (NICA)
+#: max_iter, learning_rate_init, n_init of the contrastive methods (and of the
+#: iVAE of NonlinearICA after a random start): version 0.1's, layers.txt
+CONTRASTIVE_MAX_ITER, CONTRASTIVE_LR, CONTRASTIVE_N_INIT = 40, 1e-2, 1
+#: learning rate when the invertible features start from the flow:
+#: contrastive.txt (0.001 keeps the start; 0.01 walks away from it)
+CONTRASTIVE_FLOW_START_LR = 1e-3
+
+# --------------------------------------------- the flow start (skivae._start)
+#: epochs of the start's short flow on square data (paper_ivae_init.txt) and
+#: on undercomplete data, where it also models the noise directions
+#: (undercomplete.txt: 20 against 10)
+START_FLOW_EPOCHS, START_FLOW_EPOCHS_UNDERCOMPLETE = 10, 20
+#: undercomplete start: the flow runs on at most max(16, 2 n_components)
+#: whitened principal components (all of them scored best, the cap bounds the
+#: cost): undercomplete.txt
+START_MAX_DIMS, START_MAX_RATIO = 16, 2
+#: principal directions with less variance than this fraction of the first
+#: one's are left out (collinear features make the flow's likelihood
+#: degenerate): a numerical floor, tested, not tuned
+START_MIN_VARIANCE = 1e-8
+#: outputs whose u-information is at least this fraction of the largest are
+#: the candidate sources: undercomplete_u48_more.txt (3 of 25 draws changed)
+START_MIN_GAIN = 0.25
+#: rows and step (in standard deviations) of the finite-difference reach of
+#: the flow's outputs: cost bound (about 0.06 s), not tuned
+REACH_ROWS, REACH_STEP = 2048, 0.1
+#: the regression that moves a new iVAE onto the flow's sources: passes over
+#: the data, bounds on its steps, batch, learning rates (networks, prior) and
+#: the encoder's target log-variance: paper_ivae_init.txt
+DISTILL_EPOCHS, DISTILL_STEPS = 20, (200, 2000)
+DISTILL_BATCH, DISTILL_LR, DISTILL_PRIOR_LR = 256, 1e-3, 1e-2
+DISTILL_LOGVAR = -4.0
+
+
+# ================================================================ "auto" rules
+@dataclass(frozen=True)
+class Settings:
+    """What one fit runs with, every ``"auto"`` resolved.
+
+    ``fitted`` holds the fitted attributes the resolution decides
+    (``init_``, ``features_``); ``batch_rule`` is ``"flow"`` or
+    ``"default"`` (see :func:`auto_batch_size`); ``batched_restarts``: the
+    restarts train as one model with a restart axis.
+    """
+
+    max_iter: int
+    learning_rate_init: float
+    n_init: int
+    batch_rule: str = "default"
+    batched_restarts: bool = False
+    fitted: dict = field(default_factory=dict)
+
+
+def auto_batch_size(rule, n_train):
+    """The batch size ``batch_size="auto"`` stands for on ``n_train`` rows."""
+    if rule == "flow":
+        lo, hi, rows = FLOW_BATCH_MIN, FLOW_BATCH_MAX, FLOW_BATCH_ROWS_PER_STEP
+    else:
+        lo, hi, rows = BATCH_MIN, BATCH_MAX, BATCH_ROWS_PER_STEP
+    return int(min(hi, max(lo, n_train // rows)))
+
+
+def _auto(value, default):
+    return default if value == "auto" else value
+
+
+def ivae_init(init, *, u_given, likelihood):
+    """``init_`` of an :class:`~skivae.IdentifiableVAE`: ``"flow"`` or
+    ``"random"``; ``"auto"`` starts from the flow when ``u`` is given and the
+    decoder is Gaussian (paper_ivae_init.txt, undercomplete.txt)."""
+    if init == "random":
+        return "random"
+    if init == "flow":
+        if not u_given:
+            raise ValueError(
+                "init='flow' starts from nonlinear ICA, which needs the "
+                "auxiliary variable u; pass u or use init='random'."
+            )
+        if likelihood != "gaussian":
+            raise ValueError(
+                "init='flow' needs likelihood='gaussian': a flow has no "
+                "density on binary data. Use init='random'."
+            )
+        return "flow"
+    return "flow" if u_given and likelihood == "gaussian" else "random"
+
+
+def ivae_input_noise_std(input_noise, likelihood, decoder_var, init_):
+    """Standard deviation of the training noise added to the standardised X.
+
+    ``"auto"``: ``sqrt(decoder_var)`` for a fixed-variance Gaussian decoder
+    after a random start (paper setting 0.778 -> 0.808 median), none after
+    the flow start (iwae_training.txt: it lowered every family's median).
+    """
+    if input_noise == "auto":
+        fixed_gaussian = likelihood == "gaussian" and decoder_var != "learn"
+        use = fixed_gaussian and init_ != "flow"
+        return float(decoder_var) ** 0.5 if use else 0.0
+    if likelihood == "bernoulli" and input_noise > 0:
+        raise ValueError(
+            "input_noise > 0 needs likelihood='gaussian': binary data cannot "
+            "take Gaussian noise. Use input_noise=0 or 'auto'."
+        )
+    return float(input_noise) ** 0.5
+
+
+def ivae_settings(est, *, u_given, init_=None):
+    """:class:`Settings` of an :class:`~skivae.IdentifiableVAE` fit.
+
+    ``init_``: the start of the model a warm start continues (None: resolve
+    ``init``; models saved before version 0.2 have none and started randomly).
+    """
+    if init_ is None:
+        init_ = ivae_init(est.init, u_given=u_given, likelihood=est.likelihood)
+    # An impossible combination raises before any training.
+    ivae_input_noise_std(est.input_noise, est.likelihood, est.decoder_var, init_)
+    max_iter, lr = IVAE_SETTINGS[init_]
+    return Settings(
+        max_iter=_auto(est.max_iter, max_iter),
+        learning_rate_init=_auto(est.learning_rate_init, lr),
+        n_init=est.n_init,
+        fitted={"init_": init_},
+    )
+
+
+def nica_features(method, features, n_components, n_features):
+    """``features_`` of a :class:`~skivae.NonlinearICA` fit (None unless TCL or
+    GCL): the invertible network on square data (contrastive.txt: signed
+    sources 0.96-0.98 against 0.04-0.40 with the MLP), the MLP otherwise."""
+    if method not in ("tcl", "gcl"):
+        return None
+    square = n_components in (None, n_features)
+    if features == "flow" and not square:
+        raise ValueError(
+            f"features='flow' is invertible, so it needs square data: "
+            f"n_components={n_components} must equal n_features={n_features} (or "
+            "be None). Use features='mlp' for fewer sources than features."
+        )
+    if features == "flow" or (features == "auto" and square):
+        return "flow"
+    return "mlp"
+
+
+def nica_init(method, init, features_):
+    """``init_`` of a :class:`~skivae.NonlinearICA` fit: the iVAE and the
+    contrastive methods on the invertible features start from a short flow
+    unless ``init="random"``; the MLP features cannot; the flow has no start."""
+    if method == "ivae" or features_ == "flow":
+        return "random" if init == "random" else "flow"
+    if features_ is None:  # method="flow"
+        return None
+    if init == "flow":
+        raise ValueError(
+            f"init='flow' starts the features of method={method!r} from a flow, "
+            "which needs the invertible features: use features='flow' (square "
+            "data: n_components equal to n_features), or init='auto' / "
+            "init='random' with the MLP features."
+        )
+    return "random"
+
+
+def nica_settings(est, *, n_features, fitted=None):
+    """:class:`Settings` of a :class:`~skivae.NonlinearICA` fit.
+
+    ``fitted``: the ``init_`` and ``features_`` of the model a warm start
+    continues (None: resolve them).
+    """
+    method = est.method
+    if fitted is None:
+        features_ = nica_features(method, est.features, est.n_components, n_features)
+        fitted = {"features_": features_, "init_": nica_init(method, est.init, features_)}
+    init_ = fitted["init_"]
+    if method == "flow":
+        auto = (FLOW_MAX_ITER, FLOW_LR, FLOW_N_INIT)
+    elif method == "ivae":
+        auto = (*IVAE_SETTINGS[init_], CONTRASTIVE_N_INIT)
+    elif init_ == "flow":  # TCL or GCL on the invertible features
+        auto = (CONTRASTIVE_MAX_ITER, CONTRASTIVE_FLOW_START_LR, CONTRASTIVE_N_INIT)
+    else:
+        auto = (CONTRASTIVE_MAX_ITER, CONTRASTIVE_LR, CONTRASTIVE_N_INIT)
+    return Settings(
+        max_iter=_auto(est.max_iter, auto[0]),
+        learning_rate_init=_auto(est.learning_rate_init, auto[1]),
+        n_init=_auto(est.n_init, auto[2]),
+        batch_rule="flow" if method == "flow" else "default",
+        batched_restarts=method == "flow",
+        fitted=dict(fitted),
+    )

@@ -1,0 +1,161 @@
+"""Numpydoc text shared by the estimators' docstrings.
+
+A class docstring includes the shared parameters and attributes with the
+lines ``%(shared_parameters)s`` and ``%(shared_attributes)s``;
+:func:`fill_docstring` replaces them when the class is created.
+"""
+
+import re
+import textwrap
+
+#: numpydoc entries of the parameters every estimator shares; a class
+#: docstring includes them with a line ``%(shared_parameters)s``.
+_SHARED_PARAMETERS = """\
+u_type : {"auto", "categorical", "continuous"}, default="auto"
+    How to read ``u``. With ``"auto"``, integer, boolean and string labels
+    are categorical (a lookup table gives the model's parameters) and
+    floats are continuous (an MLP gives them). Several numeric columns
+    (covariates, or one-hot codes) are continuous. A float array holding
+    only whole numbers is read as continuous with a warning.
+
+hidden_layer_sizes : tuple of int, default=(64, 64)
+    Widths of the hidden layers of the network that computes the latents
+    (encoder or feature extractor). The iVAE's decoder mirrors them, and
+    its prior for continuous ``u`` uses the first one.
+
+activation : {"leaky_relu", "relu", "elu", "tanh", "gelu", "silu", \
+"xtanh"}, default="leaky_relu"
+    Hidden-layer non-linearity.
+
+max_iter : int, default=40
+    Maximum number of epochs.
+
+batch_size : int or "auto", default="auto"
+    Mini-batch size; ``"auto"`` uses ``min(256, max(32, n_samples // 100))``
+    (about 100 optimiser steps per epoch or more).
+
+learning_rate_init : float, default=1e-2
+    Adam's initial learning rate, decayed by a cosine schedule over
+    ``max_iter`` epochs.
+
+early_stopping : bool, default=False
+    Hold out ``validation_fraction`` of the data, stop when its held-out
+    objective (the iVAE's ``score``: its importance-weighted bound, see
+    ``n_importance``) stops improving and restore the best weights.
+
+validation_fraction : float, default=0.1
+    Share of the data held out when ``early_stopping=True``.
+
+n_iter_no_change : int, default=10
+    Epochs without an improvement of at least ``tol`` (relative) before
+    training stops.
+
+tol : float, default=1e-4
+    Relative improvement of the monitored loss that counts as progress.
+
+n_init : int, default=1
+    Number of restarts from different initialisations; the one with the
+    best final held-out objective (on the training data, or on the
+    validation split with ``early_stopping=True``) is kept, like
+    ``GaussianMixture``'s ``n_init``; for the iVAE that is its ``score``,
+    the importance-weighted bound with ``n_importance`` samples.
+
+warm_start : bool, default=False
+    When True and the estimator is already fitted, :meth:`fit` continues
+    training the fitted model (``module_``) on the data it is given instead
+    of starting from a new initialisation, like ``MLPRegressor``: it keeps
+    how ``u`` is read (``aux_encoder_``) and the standardisation of ``X``,
+    ignores ``n_init``, runs up to ``max_iter`` more epochs (with a fresh
+    optimiser and learning-rate schedule), extends ``loss_curve_`` and
+    ``validation_scores_`` and adds to ``n_iter_``. The data must have the
+    same features and the same categories of ``u`` (or the same number of
+    covariates) as the fitted model, and the parameters that shape the
+    model (``n_components``, ``hidden_layer_sizes``, the prior, ...) must
+    not change; otherwise ``fit`` raises a ``ValueError`` and leaves the
+    fitted model as it was.
+
+    .. versionadded:: 0.2
+
+device : str, default="cpu"
+    ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``. A model
+    fitted on a GPU is moved back to the CPU; unpickled where that device
+    is missing, it runs its inference on the CPU.
+
+n_threads : int or None, default=1
+    Torch CPU threads used by ``fit`` and inference (restored afterwards).
+    Models of this size run fastest on one thread, and one thread per
+    process keeps parallel searches (``n_jobs``) from oversubscribing the
+    cores; ``None`` keeps torch's current setting.
+
+random_state : int, RandomState instance or None, default=None
+    Seeds everything ``fit`` draws: initialisation, mini-batch order,
+    training noise, the validation split, restarts (and TCL's FastICA).
+    Same seed, same data, CPU: identical results.
+
+verbose : int, default=0
+    Show a progress bar with the current loss."""
+
+#: numpydoc entries of the fitted attributes every estimator shares
+#: (``%(shared_attributes)s``).
+_SHARED_ATTRIBUTES = """\
+n_components_ : int
+    Number of latent components.
+module_ : LatentModel
+    The trained torch model (on CPU, in eval mode).
+loss_curve_ : list of float
+    Mean training loss per epoch, over all the fits of ``warm_start=True``:
+    minus the training objective (for the iVAE, its importance-weighted
+    bound with ``n_importance_train`` draws; the ELBO with one).
+best_loss_ : float
+    Lowest value of ``loss_curve_``.
+validation_scores_ : list of float or None
+    Mean held-out objective per epoch (``early_stopping=True``), else None.
+best_validation_score_ : float or None
+    Highest value of ``validation_scores_``.
+n_iter_ : int
+    Number of epochs run (summed over the fits of ``warm_start=True``).
+training_settings_ : dict
+    What the last fit ran with, ``"auto"`` resolved: ``max_iter``,
+    ``learning_rate_init``, ``n_init`` and ``batch_size``.
+restart_scores_ : ndarray of shape (n_init,)
+    Final held-out objective of each restart of the last fit, higher is
+    better (minus the mean loss of ``score_samples`` on the standardised
+    validation split, or on the training data without one; NaN for a
+    restart that diverged). The best one is kept.
+aux_encoder_ : object or None
+    How ``u`` is read, fitted on the training ``u`` and used again by
+    ``score`` and ``sample`` (None when fitted without ``u``).
+u_type_ : {"categorical", "continuous"} or None
+    How ``u`` was read (None: fitted without ``u``).
+aux_classes_ : ndarray or None
+    Categories of a categorical ``u``.
+n_aux_ : int
+    Number of categories, or of continuous covariates, of ``u``.
+device_ : torch.device
+    Device used for training.
+n_features_in_ : int
+    Number of features seen during :meth:`fit`.
+feature_names_in_ : ndarray of shape (`n_features_in_`,)
+    Names of features seen during :meth:`fit` (only when ``X`` has string
+    column names)."""
+
+
+def fill_docstring(doc, skip=()):
+    """Replace ``%(shared_parameters)s`` / ``%(shared_attributes)s`` lines.
+
+    Shared parameters named in ``skip`` (those a subclass redefines and
+    documents itself) are left out.
+    """
+    entries = _SHARED_PARAMETERS.split("\n\n")
+    params = "\n\n".join(e for e in entries if e.split(" :")[0] not in skip)
+    for key, text in (
+        ("shared_parameters", params),
+        ("shared_attributes", _SHARED_ATTRIBUTES),
+    ):
+        doc = re.sub(
+            rf"^( *)%\({key}\)s$",
+            lambda m, text=text: textwrap.indent(text, m.group(1)),
+            doc,
+            flags=re.MULTILINE,
+        )
+    return doc

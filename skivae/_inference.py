@@ -1,0 +1,204 @@
+"""Batched inference of a trained model on numpy arrays.
+
+Shared by the estimators (``transform``, ``score``, ``sample``, ...) and the
+flow start, so both compute a model's outputs the same way.
+"""
+
+import contextlib
+import copy
+
+import warnings
+
+import numpy as np
+import torch
+from sklearn.utils import check_array, check_random_state
+
+from skivae._compat import check_is_fitted, validate_data
+from skivae._core._torch_utils import (
+    device_available,
+    to_numpy,
+    to_tensor,
+    torch_seed,
+    torch_threads,
+)
+
+
+def as_tensor(A, device, dtype=torch.float32):
+    """Codes (integer arrays) become LongTensors, anything else ``dtype``."""
+    if A.dtype.kind in "iu":
+        return to_tensor(A, device, dtype=torch.long)
+    return to_tensor(A, device, dtype=dtype)
+
+
+def inference_copy(module, device):
+    """A copy of ``module`` for inference on ``device``, in eval mode.
+
+    On CPU the copy runs in float64: results then do not depend on how rows
+    are batched (float32 matrix kernels round differently for different
+    batch shapes), so transforming a subset gives the same rows. A device
+    that is not available here (a GPU-trained model loaded on a laptop)
+    falls back to the CPU.
+    """
+    if not device_available(device):
+        device = torch.device("cpu")
+    dtype = torch.float64 if device.type == "cpu" else torch.float32
+    return copy.deepcopy(module).to(device=device, dtype=dtype).eval()
+
+
+def apply_batched(
+    module, fn, X, U=None, *, device, seed=None, n_threads=None, batch_size=1024
+):
+    """Apply ``fn(model, xb, ub)`` to row batches of numpy ``X`` and ``U``.
+
+    Runs on :func:`inference_copy` of ``module`` in inference mode, inside
+    ``torch_seed(seed)`` when a seed is given, with ``n_threads`` torch
+    threads (None: unchanged). Returns a numpy array, or a tuple of them
+    when ``fn`` returns a tuple.
+    """
+    model = inference_copy(module, device)
+    param = next(model.parameters())
+    dev, dtype = param.device, param.dtype
+    outs = []
+    ctx = torch_seed(seed, dev) if seed is not None else contextlib.nullcontext()
+    with ctx, torch.inference_mode(), torch_threads(n_threads):
+        for start in range(0, X.shape[0], batch_size):
+            rows = slice(start, start + batch_size)
+            xb = as_tensor(X[rows], dev, dtype)
+            ub = None if U is None else as_tensor(U[rows], dev, dtype)
+            outs.append(fn(model, xb, ub))
+    if isinstance(outs[0], tuple):
+        return tuple(
+            np.concatenate([to_numpy(o[i]) for o in outs]) for i in range(len(outs[0]))
+        )
+    return np.concatenate([to_numpy(o) for o in outs])
+
+
+def standardise(A):
+    """``(mean, scale)`` per column of ``A``; a constant column gets scale 1."""
+    mean = A.mean(axis=0)
+    scale = A.std(axis=0)
+    scale[scale == 0] = 1.0
+    return mean, scale
+
+
+def check_latents(Z, n_components, name):
+    """Validate latents given to ``inverse_transform``."""
+    Z = check_array(Z, dtype=[np.float64, np.float32], input_name=name)
+    if Z.shape[1] != n_components:
+        raise ValueError(
+            f"{name} has {Z.shape[1]} columns but the model has "
+            f"n_components_={n_components}."
+        )
+    return Z
+
+
+class _InferenceMixin:
+    """Inference of a fitted estimator: the standardisation of ``X``, ``u``'s
+    encoding, and batched calls of ``module_``'s methods (``features``,
+    ``score_samples``, ``inverse``, ``sample``)."""
+
+    def _scale_x(self, X):
+        return (X - self._x_mean) / self._x_scale
+
+    def _unscale_x(self, X):
+        return X * self._x_scale + self._x_mean
+
+    def _log_jacobian(self):
+        """log |det| of the map from the original X to the standardised one."""
+        return -float(np.sum(np.log(self._x_scale)))
+
+    def _validate_X(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+
+    def _encode_aux(self, u, n_samples):
+        """Encode ``u`` for a fitted model (score, sample); None stays None."""
+        if self.aux_encoder_ is None:
+            if u is not None:
+                warnings.warn(
+                    "This model was fitted without u (plain VAE); the u given here is "
+                    "ignored.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            return None
+        return None if u is None else self.aux_encoder_.transform(u, n_samples)
+
+    def _batched(self, fn, X, U=None, seed=None):
+        """``fn(model, xb, ub)`` over row batches of ``module_`` (see
+        :func:`skivae._inference.apply_batched`)."""
+        return apply_batched(
+            self.module_, fn, X, U, device=self.device_, seed=seed,
+            n_threads=self.n_threads,
+        )
+
+    def _features(self, X):
+        """``module_.features`` of validated ``X``, in float64."""
+        Xp = self._scale_x(np.asarray(X, dtype=np.float64))
+        return self._batched(lambda m, xb, ub: m.features(xb), Xp).astype(np.float64)
+
+    def _score_samples(self, X, u):
+        """``module_.score_samples`` of validated ``X``, on X's original scale."""
+        Xp = self._scale_x(np.asarray(X, dtype=np.float64))
+        U = self._encode_aux(u, X.shape[0])
+        scores = self._batched(lambda m, xb, ub: m.score_samples(xb, ub), Xp, U)
+        scores = scores.astype(np.float64)
+        if self.module_.log_density:
+            scores = scores + self._log_jacobian()
+        return scores
+
+    def _inverse(self, Z):
+        """``module_.inverse`` of latents ``Z``, on X's original scale (float64)."""
+        Xp = self._batched(lambda m, zb, ub: m.inverse(zb), Z)
+        return self._unscale_x(Xp.astype(np.float64))
+
+    def _sample(self, n_samples, u, random_state):
+        """Draw ``(X, Z)`` from ``module_.sample``: ``X`` on the original scale
+        in the fit's dtype, ``Z`` the model's latents in float64."""
+        check_is_fitted(self)
+        if u is not None:
+            n_samples = len(u)
+        if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise ValueError(
+                f"n_samples must be a positive integer, got {n_samples!r}."
+            )
+        rng = check_random_state(
+            self.random_state if random_state is None else random_state
+        )
+        if u is not None:
+            U = self._encode_aux(u, n_samples)
+        elif self.aux_encoder_ is None:
+            U = None
+        else:
+            p = np.exp(self.aux_encoder_.log_weights_)
+            idx = rng.choice(len(p), size=n_samples, p=p / p.sum())
+            U = self.aux_encoder_.support_[idx]
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        Xs, Z = self._batched(
+            lambda m, xb, ub: m.sample(ub, xb.shape[0]),
+            np.zeros((n_samples, 1)),
+            U,
+            seed=seed,
+        )
+        X = self._unscale_x(Xs.astype(np.float64))
+        return X.astype(self._fit_dtype, copy=False), Z
+
+    def get_feature_names_out(self, input_features=None):
+        """Output feature names: ``prefix0``, ``prefix1``, ...
+
+        The prefix is ``ivae`` for :class:`IdentifiableVAE` and ``nica`` for
+        :class:`NonlinearICA` (instead of the lower-cased class name).
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Only checked against the names seen in :meth:`fit`.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        names = super().get_feature_names_out(input_features)
+        return np.asarray(
+            [f"{self._feature_prefix}{i}" for i in range(len(names))], dtype=object
+        )

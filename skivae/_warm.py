@@ -1,0 +1,105 @@
+"""``warm_start=True``: checks and the model to continue from.
+
+Functions of a fitted estimator's state, used by the base class's fit loop
+when it continues the fitted model instead of starting a new one.
+"""
+
+import contextlib
+
+import numpy as np
+import torch
+
+from skivae._compat import validate_data
+from skivae._core._torch_utils import torch_seed
+
+#: buffers that may differ in shape between fits (the iVAE's scoring draws,
+#: redrawn when ``n_importance`` changed)
+_REDRAWN = {"iwae_eps"}
+
+
+@contextlib.contextmanager
+def restoring_on_error(est):
+    """Restore ``est``'s attributes if the block raises a ValueError, so a
+    refused warm start leaves the fitted model as it was."""
+    saved = dict(vars(est))
+    try:
+        yield
+    except ValueError:
+        vars(est).clear()
+        vars(est).update(saved)
+        raise
+
+
+def validate_fit_X(est, X, reset):
+    """``validate_data`` of a fit's ``X``; with ``reset=False`` (a warm
+    start) ``X`` must have the fitted features."""
+    try:
+        return validate_data(
+            est, X, dtype=[np.float64, np.float32], ensure_min_samples=2, reset=reset
+        )
+    except ValueError as exc:
+        if reset or "features" not in str(exc):
+            raise
+        raise ValueError(
+            f"{exc} warm_start=True continues the fitted model, which needs "
+            "the same features; set warm_start=False to fit a new model."
+        ) from exc
+
+
+def warm_aux(enc, u, n_samples):
+    """Encode ``u`` with the fitted auxiliary encoder ``enc`` (None: fitted
+    without ``u``); a ValueError when it cannot continue the fitted model."""
+    if (enc is None) != (u is None):
+        fitted = "without u" if enc is None else "with u"
+        raise ValueError(
+            f"warm_start=True continues the fitted model, which was fitted "
+            f"{fitted}; pass {'no' if enc is None else 'a'} u as well, or set "
+            "warm_start=False to fit a new model."
+        )
+    if enc is None:
+        return None
+    try:
+        U = enc.transform(u, n_samples)
+    except ValueError as exc:
+        raise ValueError(
+            f"warm_start=True continues the fitted model, which cannot read "
+            f"this u: {exc} Set warm_start=False to fit a new model."
+        ) from exc
+    if enc.u_type_ == "categorical" and len(np.unique(U)) != enc.n_aux_:
+        raise ValueError(
+            f"warm_start=True continues the fitted model, whose u has "
+            f"{enc.n_aux_} categories, but this u has {len(np.unique(U))} of "
+            "them; pass data from every category, or set warm_start=False to "
+            "fit a new model."
+        )
+    return U
+
+
+def continued_module(est, n_features, seed):
+    """A copy of ``est.module_`` to continue training.
+
+    The model the current parameters build, holding the fitted weights; a
+    ValueError if their shapes differ (a parameter that shapes the model
+    changed). The scoring draws ``iwae_eps`` are redrawn when
+    ``n_importance`` changed.
+    """
+    with torch_seed(seed, torch.device("cpu")):
+        module = est._build_module(n_features, seed)
+    new, old = module.state_dict(), est.module_.state_dict()
+    if new.keys() != old.keys() or any(
+        new[k].shape != old[k].shape for k in new if k not in _REDRAWN
+    ):
+        raise ValueError(
+            "warm_start=True continues the fitted model, but the current "
+            "parameters build a model of another shape (n_components, "
+            "hidden_layer_sizes, prior, posterior, method, ... changed since "
+            "the last fit); restore them or set warm_start=False to fit a new "
+            "model."
+        )
+    module.load_state_dict(
+        {
+            k: new[k] if k in _REDRAWN and new[k].shape != old[k].shape else old[k]
+            for k in new
+        }
+    )
+    return module
