@@ -14,6 +14,12 @@ Commands:
 ``skivae sample --model M -n N --output OUT``
     Write rows drawn from a fitted generative model.
 
+``DATA`` may be ``-`` (CSV on standard input) and ``--output`` may be ``-``
+(CSV on standard output; the summary line then goes to stderr). ``fit`` writes
+``--model OUT`` as given when it has an extension, else ``OUT.skivae``;
+``transform`` and ``sample`` read ``--model M`` when that file exists, else
+``M.skivae``, so one ``--model`` value serves all three commands.
+
 The CLI only parses arguments and calls the public API. Exit status: 0 on
 success, 2 on bad usage (argparse), 1 on a failed run, with one line
 ``skivae: error: ...`` on stderr.
@@ -28,6 +34,8 @@ import warnings
 
 _METHODS = ("ivae", "flow", "tcl", "gcl", "vae")
 _TABLE_TYPES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_MODEL_SUFFIX = ".skivae"
+_STDIO = "-"  # DATA: CSV from standard input; --output: CSV to standard output
 
 
 class _UserError(Exception):
@@ -85,13 +93,43 @@ def _plot_demo(path, S, estimates):
         raise _UserError(f"cannot write --plot {path}: {exc}") from None
 
 
-def _demo(args):
+def _demo_models(args, u):
+    """The demo's ``(name, estimator, auxiliary variable)`` triples."""
     from sklearn.decomposition import FastICA
-    from sklearn.exceptions import ConvergenceWarning
 
     from skivae import IdentifiableVAE, NonlinearICA
-    from skivae.datasets import make_nonstationary_sources
+
+    common = dict(random_state=args.seed, verbose=not args.quiet)
+    if args.max_iter is not None:
+        common["max_iter"] = args.max_iter
+    return (
+        ("identifiable flow", NonlinearICA(**common), u),
+        ("iVAE (with u)", IdentifiableVAE(**common), u),
+        ("plain VAE (no u)", IdentifiableVAE(**common), None),
+        ("FastICA (linear)", FastICA(random_state=args.seed, max_iter=1000), None),
+    )
+
+
+def _fit_demo_models(models, X, S):
+    """Fit each model; rows of ``(name, MCC, seconds, recovered sources)``."""
+    from sklearn.exceptions import ConvergenceWarning
+
     from skivae.metrics import mean_corr_coef
+
+    rows = []
+    for name, est, aux in models:
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            Z = est.fit(X, aux).transform(X)
+        seconds = time.perf_counter() - t0
+        rows.append((name, mean_corr_coef(S, Z), seconds, Z))
+    return rows
+
+
+def _demo(args):
+    from skivae.datasets import make_nonstationary_sources
 
     if args.plot is not None:
         _check_plot_target(args.plot)
@@ -108,24 +146,7 @@ def _demo(args):
         f"(X: {X.shape[0]} x {X.shape[1]}), u = segment index.",
         flush=True,
     )
-    common = dict(random_state=args.seed, verbose=not args.quiet)
-    if args.max_iter is not None:
-        common["max_iter"] = args.max_iter
-    models = (
-        ("identifiable flow", NonlinearICA(**common), u),
-        ("iVAE (with u)", IdentifiableVAE(**common), u),
-        ("plain VAE (no u)", IdentifiableVAE(**common), None),
-        ("FastICA (linear)", FastICA(random_state=args.seed, max_iter=1000), None),
-    )
-    rows = []
-    for name, est, aux in models:
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            Z = est.fit(X, aux).transform(X)
-        seconds = time.perf_counter() - t0
-        rows.append((name, mean_corr_coef(S, Z), seconds, Z))
+    rows = _fit_demo_models(_demo_models(args, u), X, S)
     print()
     print(f"{'model':<20}{'MCC':>8}{'fit seconds':>14}")
     for name, mcc, seconds, _ in rows:
@@ -173,6 +194,13 @@ def _parquet_engine():
 
 
 def _read_table(path):
+    """The table at ``path``; ``-`` reads CSV from standard input."""
+    if path == _STDIO:
+        pd = _pandas()
+        try:
+            return pd.read_csv(sys.stdin)
+        except Exception as exc:  # empty or malformed input: one line
+            raise _UserError(f"cannot read standard input as CSV: {exc}") from None
     kind = _table_type(path, "DATA")
     pd = _pandas()
     if not os.path.isfile(path):
@@ -187,7 +215,27 @@ def _read_table(path):
         raise _UserError(f"cannot read {path}: {exc}") from None
 
 
+def _check_output(path):
+    """Fail before any work when ``--output`` has an unsupported type."""
+    if path != _STDIO:
+        _table_type(path, "--output")
+
+
+def _write_stdout(df):
+    """CSV on standard output; a reader that stops early (``| head``) is fine."""
+    try:
+        df.to_csv(sys.stdout, index=False)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at devnull so that the flush at exit does not fail too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 def _write_table(df, path):
+    if path == _STDIO:
+        _write_stdout(df)
+        return
     kind = _table_type(path, "--output")
     if kind == "parquet":
         _parquet_engine()
@@ -252,26 +300,34 @@ def _run(fn, *args):
         raise _UserError(" ".join(str(exc).split())) from None
 
 
+def _model_to_write(path):
+    """fit's ``--model``: as given with an extension, else with ``.skivae``."""
+    return path if os.path.splitext(path)[1] else path + _MODEL_SUFFIX
+
+
 def _load_model(path):
+    """transform's and sample's ``--model``: as given, else with ``.skivae``."""
     from skivae import load
 
-    if not os.path.isfile(path):
-        raise _UserError(f"no such model file: {path}")
-    return _run(load, path)
+    candidates = [path]
+    if not path.endswith(_MODEL_SUFFIX):
+        candidates.append(path + _MODEL_SUFFIX)
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return _run(load, candidate)
+    tried = f" (nor {candidates[1]})" if len(candidates) > 1 else ""
+    raise _UserError(f"no such model file: {path}{tried}")
 
 
-def _fit(args):
-    from skivae import IdentifiableVAE, NonlinearICA
+def _summary(args, message):
+    """The closing line: stdout, or stderr when stdout carries the table."""
+    if not args.quiet:
+        stream = sys.stderr if getattr(args, "output", None) == _STDIO else sys.stdout
+        print(message, file=stream)
 
-    if args.method != "vae" and not args.u:
-        raise _UsageError(
-            f"--method {args.method} needs the auxiliary variable: --u COLUMN"
-        )
-    if os.path.splitext(args.model)[1] == "":
-        args.model += ".skivae"
-    parent = os.path.dirname(os.path.abspath(args.model))
-    if not os.path.isdir(parent):
-        raise _UserError(f"cannot write --model {args.model}: no directory {parent}")
+
+def _fit_inputs(args):
+    """The observations ``X``, the auxiliary variable ``u`` and its columns."""
     df = _read_table(args.data)
     aux = list(args.u or [])
     ignored = [args.id] if args.id is not None else []
@@ -281,6 +337,12 @@ def _fit(args):
     u = None
     if args.method != "vae":
         u = df[aux[0]].to_numpy() if len(aux) == 1 else df[aux].to_numpy(float)
+    return X, u, aux
+
+
+def _estimator(args):
+    from skivae import IdentifiableVAE, NonlinearICA
+
     params = dict(
         n_components=args.n_components,
         random_state=args.seed,
@@ -289,9 +351,36 @@ def _fit(args):
     if args.max_iter is not None:
         params["max_iter"] = args.max_iter
     if args.method in ("ivae", "vae"):
-        est = IdentifiableVAE(**params)
+        return IdentifiableVAE(**params)
+    return NonlinearICA(method=args.method, **params)
+
+
+def _fit_summary(args, est, X, u, aux):
+    if args.method in ("flow", "tcl", "gcl"):
+        kind = f"(method={args.method!r})"
+    elif args.method == "vae":
+        kind = " without u (plain VAE)"
     else:
-        est = NonlinearICA(method=args.method, **params)
+        kind = ""
+    n, d = X.shape
+    return (
+        f"Fitted {type(est).__name__}{kind} on {n} rows x {d} observation columns"
+        + (f", u = {', '.join(aux)}" if u is not None else "")
+        + f"; {est.n_components_} components; model written to {args.model}"
+    )
+
+
+def _fit(args):
+    if args.method != "vae" and not args.u:
+        raise _UsageError(
+            f"--method {args.method} needs the auxiliary variable: --u COLUMN"
+        )
+    args.model = _model_to_write(args.model)
+    parent = os.path.dirname(os.path.abspath(args.model))
+    if not os.path.isdir(parent):
+        raise _UserError(f"cannot write --model {args.model}: no directory {parent}")
+    X, u, aux = _fit_inputs(args)
+    est = _estimator(args)
     with _warnings_to_stderr():
         if args.method == "vae":
             warnings.filterwarnings("ignore", "IdentifiableVAE.fit got u=None")
@@ -302,21 +391,7 @@ def _fit(args):
         raise _UserError(
             f"cannot write --model {args.model}: {exc.strerror or exc}"
         ) from None
-    n, d = X.shape
-    if not args.quiet:
-        print(
-            f"Fitted {type(est).__name__}"
-            + (
-                f"(method={args.method!r})"
-                if args.method in ("flow", "tcl", "gcl")
-                else " without u (plain VAE)"
-                if args.method == "vae"
-                else ""
-            )
-            + f" on {n} rows x {d} observation columns"
-            + (f", u = {', '.join(aux)}" if u is not None else "")
-            + f"; {est.n_components_} components; model written to {args.model}"
-        )
+    _summary(args, _fit_summary(args, est, X, u, aux))
     return 0
 
 
@@ -334,9 +409,13 @@ def _feature_columns(est, df, id_column):
     return columns
 
 
+def _output_name(path):
+    return "standard output" if path == _STDIO else path
+
+
 def _transform(args):
     pd = _pandas()
-    _table_type(args.output, "--output")
+    _check_output(args.output)
     est = _load_model(args.model)
     df = _read_table(args.data)
     if args.id is not None:
@@ -348,8 +427,11 @@ def _transform(args):
     if args.id is not None:
         out.insert(0, args.id, df[args.id])
     _write_table(out, args.output)
-    if not args.quiet:
-        print(f"Wrote {out.shape[0]} rows x {Z.shape[1]} latents to {args.output}")
+    _summary(
+        args,
+        f"Wrote {out.shape[0]} rows x {Z.shape[1]} latents to "
+        f"{_output_name(args.output)}",
+    )
     return 0
 
 
@@ -389,7 +471,7 @@ def _sample(args):
     import numpy as np
 
     pd = _pandas()
-    _table_type(args.output, "--output")
+    _check_output(args.output)
     if args.n_samples < 1:
         raise _UsageError(f"-n must be a positive integer, got {args.n_samples}")
     est = _load_model(args.model)
@@ -410,17 +492,19 @@ def _sample(args):
         names = [f"x{i}" for i in range(X.shape[1])]
     out = pd.DataFrame(X, columns=[str(c) for c in names])
     _write_table(out, args.output)
-    if not args.quiet:
-        print(f"Wrote {out.shape[0]} sampled rows to {args.output}")
+    _summary(args, f"Wrote {out.shape[0]} sampled rows to {_output_name(args.output)}")
     return 0
 
 
-def main(argv=None):
-    """Run the command line; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="skivae", description="Identifiable VAEs and nonlinear ICA."
-    )
-    sub = parser.add_subparsers(dest="command")
+_DATA_HELP = "input table (.csv or .parquet; - reads CSV from standard input)"
+_OUTPUT_HELP = "output table (.csv or .parquet; - writes CSV to standard output)"
+_MODEL_IN_HELP = (
+    "a model written by skivae fit: M if that file exists, else M.skivae (so the "
+    "--model given to fit works here, with or without the extension)"
+)
+
+
+def _add_demo_parser(sub):
     demo = sub.add_parser(
         "demo",
         help=(
@@ -444,6 +528,8 @@ def main(argv=None):
     )
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
 
+
+def _add_fit_parser(sub):
     fit = sub.add_parser(
         "fit",
         help="fit an estimator on a CSV or Parquet table and save it",
@@ -454,7 +540,7 @@ def main(argv=None):
             "other column but --id is an observation and must be numeric."
         ),
     )
-    fit.add_argument("data", metavar="DATA", help="input table (.csv or .parquet)")
+    fit.add_argument("data", metavar="DATA", help=_DATA_HELP)
     fit.add_argument(
         "--u",
         nargs="+",
@@ -482,10 +568,19 @@ def main(argv=None):
     fit.add_argument("--seed", type=int, default=0, metavar="S", help="random_state")
     fit.add_argument("--id", metavar="COLUMN", help="a column to leave out (row ids)")
     fit.add_argument(
-        "--model", required=True, metavar="OUT", help="model file to write"
+        "--model",
+        required=True,
+        metavar="OUT",
+        help=(
+            "model file to write: OUT as given when it has an extension, else "
+            "OUT.skivae (--model m writes m.skivae; transform and sample accept "
+            "either name)"
+        ),
     )
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
+def _add_transform_parser(sub):
     transform = sub.add_parser(
         "transform",
         help="write the latent features of a table's rows",
@@ -495,18 +590,16 @@ def main(argv=None):
             "nica0, ...). The observation columns are found by name."
         ),
     )
-    transform.add_argument("data", metavar="DATA", help="input table")
-    transform.add_argument(
-        "--model", required=True, metavar="M", help="a model written by skivae fit"
-    )
-    transform.add_argument(
-        "--output", required=True, metavar="OUT", help="output table (.csv/.parquet)"
-    )
+    transform.add_argument("data", metavar="DATA", help=_DATA_HELP)
+    transform.add_argument("--model", required=True, metavar="M", help=_MODEL_IN_HELP)
+    transform.add_argument("--output", required=True, metavar="OUT", help=_OUTPUT_HELP)
     transform.add_argument(
         "--id", metavar="COLUMN", help="copy this column into the output, first"
     )
     transform.add_argument("--quiet", action="store_true", help="no summary line")
 
+
+def _add_sample_parser(sub):
     sample = sub.add_parser(
         "sample",
         help="write rows drawn from a fitted generative model",
@@ -515,9 +608,7 @@ def main(argv=None):
             "observation columns' original names."
         ),
     )
-    sample.add_argument(
-        "--model", required=True, metavar="M", help="a model written by skivae fit"
-    )
+    sample.add_argument("--model", required=True, metavar="M", help=_MODEL_IN_HELP)
     sample.add_argument(
         "-n",
         "--n-samples",
@@ -536,10 +627,28 @@ def main(argv=None):
         ),
     )
     sample.add_argument("--seed", type=int, default=0, metavar="S", help="seed")
-    sample.add_argument(
-        "--output", required=True, metavar="OUT", help="output table (.csv/.parquet)"
-    )
+    sample.add_argument("--output", required=True, metavar="OUT", help=_OUTPUT_HELP)
     sample.add_argument("--quiet", action="store_true", help="no summary line")
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="skivae", description="Identifiable VAEs and nonlinear ICA."
+    )
+    sub = parser.add_subparsers(dest="command")
+    for add in (
+        _add_demo_parser,
+        _add_fit_parser,
+        _add_transform_parser,
+        _add_sample_parser,
+    ):
+        add(sub)
+    return parser
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status."""
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

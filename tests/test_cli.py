@@ -329,3 +329,148 @@ def test_real_subprocess(table, tmp_path):
     assert bad.stderr.strip() == (
         f"skivae: error: no such model file: {tmp_path / 'missing.skivae'}"
     )
+
+
+# ------------------------------------- --model without .skivae, - for stdin/out
+def _transform_args(data, model, output, *extra):
+    return ["transform", str(data), "--model", str(model), "--output", str(output),
+            *extra]  # fmt: skip
+
+
+def test_model_name_without_extension_works_for_every_command(table, tmp_path):
+    # Fails if transform/sample look only for the name as given (fit writes
+    # m.skivae for --model m), or if fit and the loader disagree on the name.
+    import pandas as pd
+
+    path, _ = table
+    model = tmp_path / "m"
+    assert main(_fit_args(path, model, "--u", "seg")) == 0
+    assert (tmp_path / "m.skivae").is_file() and not model.exists()
+    bare, full = tmp_path / "bare.csv", tmp_path / "full.csv"
+    assert main(_transform_args(path, model, bare, "--quiet")) == 0
+    assert main(_transform_args(path, f"{model}.skivae", full, "--quiet")) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(bare), pd.read_csv(full))
+    synth = tmp_path / "x.csv"
+    argv = ["sample", "--model", str(model), "-n", "4", "--output", str(synth)]
+    assert main(argv + ["--quiet"]) == 0
+    assert pd.read_csv(synth).shape == (4, 3)
+
+
+def test_model_name_as_given_comes_first(table, tmp_path, capsys):
+    # Fails if the loader tries the .skivae name first or only, if fit appends
+    # .skivae to a name that already has an extension, or if a missing model's
+    # error hides which names were tried.
+    import shutil
+
+    path, _ = table
+    assert main(_fit_args(path, tmp_path / "m.v1", "--u", "seg")) == 0
+    assert (tmp_path / "m.v1").is_file()
+    assert not (tmp_path / "m.v1.skivae").exists()
+    shutil.copy(tmp_path / "m.v1", tmp_path / "plain")  # e.g. est.save("plain")
+    (tmp_path / "plain.skivae").write_bytes(b"not a model")  # must not be read
+    out = tmp_path / "z.csv"
+    assert main(_transform_args(path, tmp_path / "m.v1", out, "--quiet")) == 0
+    assert main(_transform_args(path, tmp_path / "plain", out, "--quiet")) == 0
+    capsys.readouterr()
+    assert main(_transform_args(path, tmp_path / "gone", out)) == 1
+    assert _error_line(capsys) == (
+        f"skivae: error: no such model file: {tmp_path / 'gone'} "
+        f"(nor {tmp_path / 'gone'}.skivae)"
+    )
+
+
+def test_output_dash_writes_only_csv_to_stdout(table, tmp_path, monkeypatch, capsys):
+    # Fails if "-" is taken for a file name (a file called "-", or "unsupported
+    # file type"), or if the "Wrote ..." line lands on stdout inside the CSV.
+    import io
+
+    import pandas as pd
+
+    path, _ = table
+    model = tmp_path / "m.skivae"
+    assert main(_fit_args(path, model, "--u", "seg")) == 0
+    monkeypatch.chdir(tmp_path)
+    ref = tmp_path / "z.csv"
+    assert main(_transform_args(path, model, ref, "--id", "rid", "--quiet")) == 0
+    capsys.readouterr()
+    assert main(_transform_args(path, model, "-", "--id", "rid")) == 0
+    captured = capsys.readouterr()
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(captured.out)),
+                                  pd.read_csv(ref))  # fmt: skip
+    assert "Wrote 240 rows x 3 latents to standard output" in captured.err
+    argv = ["sample", "--model", str(model), "-n", "5", "--seed", "2", "--output"]
+    assert main(argv + ["-"]) == 0
+    captured = capsys.readouterr()
+    synth = pd.read_csv(io.StringIO(captured.out))
+    assert list(synth.columns) == ["alpha", "beta", "t"] and synth.shape == (5, 3)
+    assert "Wrote 5 sampled rows to standard output" in captured.err
+    assert main(argv + [str(tmp_path / "x.csv"), "--quiet"]) == 0
+    np.testing.assert_allclose(synth, pd.read_csv(tmp_path / "x.csv"), rtol=1e-6)
+    assert not (tmp_path / "-").exists()
+
+
+def test_dash_reads_data_from_stdin(table, tmp_path, monkeypatch, capsys):
+    # Fails if "-" is looked up as a file ("no such file: -", "unsupported file
+    # type"), or if stdin is read some other way than as the CSV DATA.
+    import io
+
+    import pandas as pd
+
+    from skivae import load
+
+    path, df = table
+    text = path.read_text()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+    assert main(_fit_args("-", "m", "--u", "seg")) == 0
+    est = load(tmp_path / "m.skivae")
+    assert list(est.feature_names_in_) == ["alpha", "beta", "t"]
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+    out = tmp_path / "z.csv"
+    assert main(_transform_args("-", "m", out, "--id", "rid", "--quiet")) == 0
+    Z = pd.read_csv(out)
+    assert list(Z["rid"]) == list(df["rid"])
+    expected = est.transform(df[["alpha", "beta", "t"]])
+    np.testing.assert_allclose(Z[["ivae0", "ivae1", "ivae2"]], expected, rtol=1e-6)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(_transform_args("-", "m", out)) == 1
+    assert "cannot read standard input as CSV" in _error_line(capsys)
+
+
+def test_console_script_pipes_with_a_bare_model_name(table, tmp_path):
+    # The installed command end to end: CSV in through stdin, out through stdout,
+    # one --model value without the extension for all three commands. Fails if
+    # progress bars, warnings or the summary line reach stdout, if the stdin or
+    # stdout streams are mishandled outside pytest, or on the bare-name bug.
+    import io
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    path, df = table
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def skivae(*argv, stdin=""):
+        done = subprocess.run(
+            [sys.executable, "-m", "skivae", *argv], input=stdin, cwd=tmp_path,
+            capture_output=True, text=True, env=env, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+        return done.stdout
+
+    text = path.read_text()
+    # No --quiet: the progress bar and the summary line must not disturb anything.
+    skivae("fit", "-", "--u", "seg", "--id", "rid", "--max-iter", "2", "--model",
+           "m", stdin=text)  # fmt: skip
+    assert (tmp_path / "m.skivae").is_file()
+    out = skivae("transform", "-", "--model", "m", "--id", "rid", "--output", "-",
+                 stdin=text)  # fmt: skip
+    Z = pd.read_csv(io.StringIO(out))
+    assert list(Z.columns) == ["rid", "ivae0", "ivae1", "ivae2"]
+    assert list(Z["rid"]) == list(df["rid"])
+    out = skivae("sample", "--model", "m", "-n", "3", "--u", "s1", "--output", "-")
+    assert list(pd.read_csv(io.StringIO(out)).columns) == ["alpha", "beta", "t"]
+    assert len(out.splitlines()) == 4  # header and three rows, nothing else
