@@ -21,6 +21,7 @@ _ACTIVATIONS = ("xtanh", "leaky_relu")
 _SOURCES = ("gaussian", "laplace")
 _MIXINGS = ("uniform", "orthogonal")
 _SCALE_TYPES = ("std", "var")
+_AUX_MAPS = ("fourier", "periodic", "monotone")
 _SLOPE = 0.1  # slope of xtanh's linear part and of the leaky ReLU
 _N_THRESHOLD_DRAWS = 5000  # matrices drawn to estimate the condition-number threshold
 _THRESHOLD_PERCENTILE = 25.0
@@ -75,6 +76,23 @@ def _check_scale_range(scale_range):
         raise ValueError(
             "scale_range must satisfy 0 < low <= high (finite), "
             f"got {tuple(scale_range)!r}."
+        )
+    return lo, hi
+
+
+def _check_mean_range(mean_range):
+    if mean_range is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in mean_range)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "mean_range must be None or a pair (low, high) of numbers, "
+            f"got {mean_range!r}."
+        ) from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+        raise ValueError(
+            f"mean_range must satisfy low <= high (finite), got {tuple(mean_range)!r}."
         )
     return lo, hi
 
@@ -221,6 +239,7 @@ def make_nonstationary_sources(
     source="gaussian",
     scale_range=(0.5, 3.0),
     scale_type="std",
+    mean_range=None,
     reuse_weights=True,
     mixing="uniform",
     noise=0.0,
@@ -231,9 +250,10 @@ def make_nonstationary_sources(
 
     This is the "nonstationary sources" simulation of Khemakhem et al. (2020):
     the data are split into ``n_segments`` segments, the auxiliary variable ``u``
-    is the segment index, and within each segment every source is zero-mean with
-    a segment- and component-specific scale. The observations are ``X = f(S)``
-    for a random injective multilayer perceptron ``f``.
+    is the segment index, and within each segment every source is zero-mean
+    (unless ``mean_range`` is given) with a segment- and component-specific
+    scale. The observations are ``X = f(S)`` for a random injective multilayer
+    perceptron ``f``.
 
     Parameters
     ----------
@@ -276,6 +296,19 @@ def make_nonstationary_sources(
         both conventions. Never compare results across conventions.
 
         .. versionadded:: 0.2
+
+    mean_range : tuple of float or None, default=None
+        Bounds ``(low, high)``, with ``low <= high``, of the uniform
+        distribution of per-segment, per-component means added to the
+        sources, so that ``u`` modulates their means as well as their scales
+        (the official code's ``uncentered`` option draws them in
+        ``(-5, 5)``). ``None`` keeps every source zero-mean. The means are
+        drawn after the sources, so with the same ``random_state`` the mixing,
+        the scales and the centred sources are the same as with ``None``:
+        ``S`` is the ``None`` output plus the segment's means (the
+        observation noise and Bernoulli draws of ``X`` differ).
+
+        .. versionadded:: 0.3
 
     reuse_weights : bool, default=True
         If True, draw one square matrix and use it in every square layer (the
@@ -358,6 +391,7 @@ def make_nonstationary_sources(
     source = _check_option(source, "source", _SOURCES)
     lo, hi = _check_scale_range(scale_range)
     scale_type = _check_option(scale_type, "scale_type", _SCALE_TYPES)
+    mean_range = _check_mean_range(mean_range)
     noise = _check_noise(noise)
     binary = _check_bool(binary, "binary")
     rng = check_random_state(random_state)
@@ -372,6 +406,8 @@ def make_nonstationary_sources(
         scales = np.sqrt(scales)
     u = np.repeat(np.arange(n_segments, dtype=np.int64), n_per_segment)
     S = scales[u] * _unit_variance_noise(n_samples, n_sources, source, rng)
+    if mean_range is not None:
+        S = S + rng.uniform(*mean_range, size=(n_segments, n_sources))[u]
     X = _observe(_apply_mlp(S, weights, activation), noise, binary, rng)
     return X, u, S
 
@@ -386,6 +422,7 @@ def make_continuous_aux_sources(
     activation="xtanh",
     source="gaussian",
     scale_type="std",
+    aux_map="fourier",
     reuse_weights=True,
     mixing="uniform",
     noise=0.0,
@@ -395,10 +432,11 @@ def make_continuous_aux_sources(
 
     The auxiliary variable ``u`` is drawn uniformly in ``[0, 1]^n_aux``. Given
     ``u``, the sources are independent and zero-mean, and the log standard
-    deviation of source ``i`` is a smooth random function ``g_i(u)``: a random
-    combination of random Fourier features (cosines of random frequencies and
-    phases), rescaled so that the standard deviation spans ``[0.5, 3]`` over the
-    sample, as in :func:`make_nonstationary_sources`. Each component gets its own
+    deviation of source ``i`` is a smooth random function ``g_i(u)`` (by
+    default a random combination of random Fourier features: cosines of
+    random frequencies and phases; see ``aux_map``), rescaled so that the
+    standard deviation spans ``[0.5, 3]`` over the sample, as in
+    :func:`make_nonstationary_sources`. Each component gets its own
     function, so the modulation is strong and differs between components, which
     is what identifiability needs. The observations are ``X = f(S)`` with the
     same random mixing MLP as in :func:`make_nonstationary_sources`.
@@ -435,6 +473,25 @@ def make_continuous_aux_sources(
 
         .. versionadded:: 0.2
 
+    aux_map : {"fourier", "periodic", "monotone"}, default="fourier"
+        The kind of random function ``g_i`` that maps ``u`` to the log-scale
+        of source ``i`` (before the rescaling to ``[log 0.5, log 3]``):
+
+        - ``"fourier"``: random Fourier features of non-integer frequencies,
+          half a cycle to two cycles over the unit interval (neither periodic
+          on ``[0, 1]`` nor monotone);
+        - ``"periodic"``: cosines of integer frequencies, at most two cycles
+          per unit along each coordinate, so ``g_i`` has period 1 in every
+          coordinate of ``u`` (``u`` behaves as an angle, e.g. a time of
+          day): its values at ``u_j = 0`` and ``u_j = 1`` agree;
+        - ``"monotone"``: a logistic function of a random projection
+          ``w_i . u``, of random steepness (from nearly linear to a clear
+          S-shape), so ``g_i`` is monotone in every coordinate of ``u``.
+
+        Each component draws its own function, so they differ. See Notes.
+
+        .. versionadded:: 0.3
+
     reuse_weights : bool, default=True
         If True, one square matrix is used in every square layer; if False,
         every layer is drawn afresh.
@@ -469,11 +526,18 @@ def make_continuous_aux_sources(
 
     Notes
     -----
-    Each ``g_i`` uses 8 random Fourier features ``cos(w_k . u + b_k)`` with
-    ``|w_k|`` uniform in ``[pi, 4 pi]`` (half a cycle to two cycles over the
-    unit interval), random directions, phases uniform in ``[0, 2 pi]`` and
-    standard normal weights; it is then min-max rescaled over the drawn sample
-    to ``[log 0.5, log 3]``.
+    With ``aux_map="fourier"``, each ``g_i`` uses 8 random Fourier features
+    ``cos(w_k . u + b_k)`` with ``|w_k|`` uniform in ``[pi, 4 pi]`` (half a
+    cycle to two cycles over the unit interval), random directions, phases
+    uniform in ``[0, 2 pi]`` and standard normal weights. With
+    ``aux_map="periodic"``, the 8 features are ``cos(2 pi m_k . u + b_k)``
+    with integer frequency vectors ``m_k``, entries drawn in ``{-2, ..., 2}``
+    (not all zero). With ``aux_map="monotone"``,
+    ``g_i(u) = sigmoid(a_i (w_i . u - w_i . c_i))`` with ``w_i`` a random
+    unit vector, ``c_i`` uniform in ``[0.25, 0.75]^n_aux`` (the inflection
+    point lies inside the unit cube) and ``a_i`` uniform in ``[2, 10]``.
+    In every case ``g_i`` is then min-max rescaled over the drawn sample to
+    ``[log 0.5, log 3]``.
 
     Examples
     --------
@@ -491,6 +555,7 @@ def make_continuous_aux_sources(
     n_aux = _check_int(n_aux, "n_aux", 1)
     source = _check_option(source, "source", _SOURCES)
     scale_type = _check_option(scale_type, "scale_type", _SCALE_TYPES)
+    aux_map = _check_option(aux_map, "aux_map", _AUX_MAPS)
     noise = _check_noise(noise)
     rng = check_random_state(random_state)
 
@@ -499,7 +564,7 @@ def make_continuous_aux_sources(
         n_sources, n_features, n_layers, reuse_weights, rng, mixing
     )
     u = rng.uniform(0.0, 1.0, size=(n_samples, n_aux))
-    log_std = _random_smooth_log_std(u, n_sources, rng)
+    log_std = _random_smooth_log_std(u, n_sources, rng, aux_map=aux_map)
     if scale_type == "var":
         log_std = 0.5 * log_std  # the rescaled function is the log-variance
     S = np.exp(log_std) * _unit_variance_noise(n_samples, n_sources, source, rng)
@@ -507,15 +572,32 @@ def make_continuous_aux_sources(
     return X, u, S
 
 
-def _random_smooth_log_std(u, n_sources, rng, n_basis=8, std_range=(0.5, 3.0)):
+def _random_smooth_log_std(
+    u, n_sources, rng, n_basis=8, std_range=(0.5, 3.0), aux_map="fourier"
+):
     """Per-component smooth random functions of ``u``, valued in log(std_range)."""
     n_aux = u.shape[1]
-    directions = rng.standard_normal(size=(n_aux, n_basis))
-    directions /= np.linalg.norm(directions, axis=0, keepdims=True)
-    freqs = directions * rng.uniform(np.pi, 4 * np.pi, size=n_basis)
-    phases = rng.uniform(0.0, 2 * np.pi, size=n_basis)
-    coefs = rng.standard_normal(size=(n_basis, n_sources))
-    g = np.cos(u @ freqs + phases) @ coefs
+    if aux_map == "monotone":
+        directions = rng.standard_normal(size=(n_aux, n_sources))
+        directions /= np.linalg.norm(directions, axis=0, keepdims=True)
+        centres = rng.uniform(0.25, 0.75, size=(n_aux, n_sources))
+        steepness = rng.uniform(2.0, 10.0, size=n_sources)
+        offsets = np.sum(directions * centres, axis=0)
+        g = 0.5 * (1.0 + np.tanh(0.5 * steepness * (u @ directions - offsets)))
+    else:
+        if aux_map == "periodic":
+            freqs = np.zeros((n_aux, n_basis))
+            for k in range(n_basis):  # integer frequencies, not all zero
+                while not freqs[:, k].any():
+                    freqs[:, k] = rng.randint(-2, 3, size=n_aux)
+            freqs *= 2 * np.pi
+        else:
+            directions = rng.standard_normal(size=(n_aux, n_basis))
+            directions /= np.linalg.norm(directions, axis=0, keepdims=True)
+            freqs = directions * rng.uniform(np.pi, 4 * np.pi, size=n_basis)
+        phases = rng.uniform(0.0, 2 * np.pi, size=n_basis)
+        coefs = rng.standard_normal(size=(n_basis, n_sources))
+        g = np.cos(u @ freqs + phases) @ coefs
     g_min, g_max = g.min(axis=0), g.max(axis=0)
     span = np.where(g_max > g_min, g_max - g_min, 1.0)
     unit = np.where(g_max > g_min, (g - g_min) / span, 0.5)

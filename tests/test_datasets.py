@@ -257,6 +257,10 @@ NONSTATIONARY_BAD = [
     ({"noise": -0.1}, "noise"),
     ({"noise": np.nan}, "noise"),
     ({"binary": 1}, "binary"),
+    ({"mean_range": 1.0}, "mean_range"),
+    ({"mean_range": (2.0, -2.0)}, "mean_range"),
+    ({"mean_range": (-np.inf, 1.0)}, "mean_range"),
+    ({"mean_range": ("a", "b")}, "mean_range"),
 ]
 
 
@@ -330,6 +334,8 @@ CONTINUOUS_BAD = [
     ({"source": "student"}, "source"),
     ({"reuse_weights": None}, "reuse_weights"),
     ({"noise": -1}, "noise"),
+    ({"aux_map": "mlp"}, "aux_map"),
+    ({"aux_map": None}, "aux_map"),
 ]
 
 
@@ -366,3 +372,181 @@ def test_orthogonal_mixing(make):
     assert_allclose(W @ W.T, np.eye(2), atol=1e-8)  # a rotation: norms preserved
     with pytest.raises(ValueError, match="mixing"):
         make_nonstationary_sources(4, 50, 2, mixing="random")
+
+
+# --------------------------------------------------------------------------- #
+# Defaults pinned, modulated means, the maps from a continuous u to the scales
+# --------------------------------------------------------------------------- #
+def test_default_outputs_are_pinned():
+    # Values produced before mean_range and aux_map existed: the defaults of
+    # both generators must keep giving the same draws for the same seed.
+    X, u, S = make_continuous_aux_sources(
+        n_samples=6, n_sources=2, n_features=3, n_aux=2, random_state=0
+    )
+    assert_allclose(
+        X[-1],
+        [0.23063994391815434, 0.47186448392281904, -0.07766346999134228],
+        rtol=1e-10,
+    )
+    assert_allclose(S[-1], [0.4368723350471525, -0.8981771629126665], rtol=1e-10)
+    assert_allclose(u[-1], [0.11037514116430513, 0.6563295894652734], rtol=1e-12)
+    X, u, S = make_nonstationary_sources(
+        n_segments=2, n_per_segment=3, n_sources=2, n_features=3, random_state=0
+    )
+    assert_allclose(
+        X[-1],
+        [-0.02310386017190746, 0.49552973762244934, 0.48827318452976715],
+        rtol=1e-10,
+    )
+    assert_allclose(S[-1], [0.8455079692791692, -0.46808458449460744], rtol=1e-10)
+
+
+def test_default_options_are_the_explicit_ones():
+    kw = {"n_segments": 4, "n_per_segment": 30, "n_sources": 2, "random_state": 5}
+    for a, b in zip(
+        make_nonstationary_sources(**kw),
+        make_nonstationary_sources(**kw, mean_range=None),
+    ):
+        assert_array_equal(a, b)
+    kw = {"n_samples": 100, "n_sources": 2, "n_aux": 2, "random_state": 5}
+    for a, b in zip(
+        make_continuous_aux_sources(**kw),
+        make_continuous_aux_sources(**kw, aux_map="fourier"),
+    ):
+        assert_array_equal(a, b)
+
+
+def test_nonstationary_mean_range_adds_segment_means():
+    kw = dict(n_segments=6, n_per_segment=500, n_sources=3, random_state=2)
+    X0, u0, S0 = make_nonstationary_sources(**kw, n_layers=1)
+    X1, u1, S1 = make_nonstationary_sources(**kw, n_layers=1, mean_range=(-5, 5))
+    assert_array_equal(u0, u1)
+    assert X1.shape == X0.shape and S1.shape == S0.shape
+    shift = S1 - S0
+    # One constant per segment and component, drawn in the range ...
+    means = shift[:: kw["n_per_segment"]]
+    assert_allclose(shift, means[u1], atol=1e-12)
+    assert np.all((means >= -5) & (means <= 5))
+    # ... spread over it, and differing between segments and components.
+    assert means.max() - means.min() > 5
+    assert len(np.unique(np.round(means, 8))) == means.size
+    # The same mixing (linear here) and the same scales.
+    W0 = np.linalg.lstsq(S0, X0, rcond=None)[0]
+    W1 = np.linalg.lstsq(S1, X1, rcond=None)[0]
+    assert_allclose(W0, W1, atol=1e-8)
+    a = make_nonstationary_sources(**kw, mean_range=(1, 2))
+    b = make_nonstationary_sources(**kw, mean_range=(1, 2))
+    for x, y in zip(a, b):
+        assert_array_equal(x, y)
+
+
+def _continuous_log_std(n_samples, n_aux, aux_map, seed, n_sources=3):
+    """The exact log standard deviations given ``u``, from the std/var pair.
+
+    With the same seed the "std" and "var" draws share the noise and the
+    function; ``log|S_std| - log|S_var| = log std / 2``.
+    """
+    kw = dict(
+        n_samples=n_samples,
+        n_sources=n_sources,
+        n_aux=n_aux,
+        n_layers=1,
+        aux_map=aux_map,
+        random_state=seed,
+    )
+    _, u, S_std = make_continuous_aux_sources(**kw, scale_type="std")
+    _, _, S_var = make_continuous_aux_sources(**kw, scale_type="var")
+    return u, 2 * (np.log(np.abs(S_std)) - np.log(np.abs(S_var)))
+
+
+@pytest.mark.parametrize("aux_map", ["periodic", "monotone"])
+@pytest.mark.parametrize("n_aux, n_features", [(1, None), (2, 5)])
+def test_continuous_aux_map_shapes_range_determinism(aux_map, n_aux, n_features):
+    kw = dict(
+        n_samples=400,
+        n_sources=3,
+        n_features=n_features,
+        n_aux=n_aux,
+        aux_map=aux_map,
+    )
+    X, u, S = make_continuous_aux_sources(**kw, random_state=0)
+    assert X.shape == (400, n_features or 3) and X.dtype == np.float64
+    assert S.shape == (400, 3) and u.shape == (400, n_aux)
+    assert np.all(np.isfinite(X))
+    for a, b in zip((X, u, S), make_continuous_aux_sources(**kw, random_state=0)):
+        assert_array_equal(a, b)
+    X2, _, S2 = make_continuous_aux_sources(**kw, random_state=1)
+    assert not np.allclose(S, S2)
+    # The mixing is drawn first: the same seed gives the same u under any map.
+    _, u_f, _ = make_continuous_aux_sources(
+        **{**kw, "aux_map": "fourier"}, random_state=0
+    )
+    assert_array_equal(u, u_f)
+    # The std spans [0.5, 3] for every component; the components differ.
+    _, log_std = _continuous_log_std(400, n_aux, aux_map, 0)
+    assert_allclose(log_std.min(axis=0), np.log(0.5), atol=1e-9)
+    assert_allclose(log_std.max(axis=0), np.log(3.0), atol=1e-9)
+    for i, j in zip(*np.triu_indices(3, k=1)):
+        assert np.abs(log_std[:, i] - log_std[:, j]).max() > 0.01
+    if n_aux == 2:  # (monotone functions of a 1-D u all correlate strongly)
+        corr = np.corrcoef(log_std.T)[np.triu_indices(3, k=1)]
+        assert np.all(np.abs(corr) < 0.99)
+
+
+def _periodic_residual(u, log_std):
+    """Largest residual of ``log_std`` regressed on period-1 cosines/sines.
+
+    The basis spans every trigonometric polynomial of period 1 in each
+    coordinate with integer frequencies up to 2 per coordinate.
+    """
+    n_aux = u.shape[1]
+    grid = np.stack(np.meshgrid(*[np.arange(-2, 3)] * n_aux), -1).reshape(-1, n_aux)
+    angles = 2 * np.pi * u @ grid.T
+    basis = np.hstack([np.cos(angles), np.sin(angles)])
+    coef = np.linalg.lstsq(basis, log_std, rcond=None)[0]
+    return np.abs(basis @ coef - log_std).max()
+
+
+@pytest.mark.parametrize("n_aux", [1, 2])
+def test_continuous_periodic_map_is_periodic_in_u(n_aux):
+    u, log_std = _continuous_log_std(3000, n_aux, "periodic", 0)
+    # A period-1 trigonometric polynomial of u: exactly in the span ...
+    assert _periodic_residual(u, log_std) < 1e-8
+    # ... which the default map (non-integer frequencies) is not.
+    u_f, log_std_f = _continuous_log_std(3000, n_aux, "fourier", 0)
+    assert _periodic_residual(u_f, log_std_f) > 0.05
+    if n_aux == 1:
+        # Scales at u = 0 and u = 1 agree; the function is not constant.
+        order = np.argsort(u[:, 0])
+        first, last = log_std[order[0]], log_std[order[-1]]
+        assert np.all(np.abs(first - last) < 0.05)
+        assert np.all(log_std.max(axis=0) - log_std.min(axis=0) > 1.7)
+
+
+def _monotone_in_each_coordinate(u, g):
+    """Whether ``g`` is monotone (one direction per coordinate) along every axis.
+
+    For some sign pattern ``s``, every pair ``a, b`` with ``s * (u_a - u_b) >= 0``
+    coordinate-wise has ``g_a >= g_b``.
+    """
+    n_aux = u.shape[1]
+    du = u[:, None, :] - u[None, :, :]
+    dg = g[:, None] - g[None, :]
+    for signs in np.array(np.meshgrid(*[[-1, 1]] * n_aux)).reshape(n_aux, -1).T:
+        dominated = np.all(signs * du >= 0, axis=-1)
+        if np.all(dg[dominated] >= -1e-12):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("n_aux", [1, 2])
+def test_continuous_monotone_map_is_monotone_in_u(n_aux):
+    u, log_std = _continuous_log_std(400, n_aux, "monotone", 0)
+    for i in range(log_std.shape[1]):
+        assert _monotone_in_each_coordinate(u, log_std[:, i])
+    # The default map is not monotone, nor is the periodic one.
+    for other in ("fourier", "periodic"):
+        u_o, log_std_o = _continuous_log_std(400, n_aux, other, 0)
+        assert not any(
+            _monotone_in_each_coordinate(u_o, log_std_o[:, i]) for i in range(3)
+        )
