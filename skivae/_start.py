@@ -155,22 +155,31 @@ def flow_sources(X, U, aux, n_components, *, seed, **flow):
     if n >= d:
         short = fit_short_flow(Xn, Un, aux, seed=seed, **flow)
         return to_tensor(short.Z, X.device, dtype=X.dtype)
-    m = min(d, max(D.START_MAX_DIMS, D.START_MAX_RATIO * n))
-    # Whitened principal components, also when all are kept, so that
-    # directions without variance (collinear features), on which the flow's
-    # likelihood would be degenerate, can be left out.
-    pca = PCA(m, whiten=True, random_state=seed).fit(Xn)
-    var = pca.explained_variance_
-    m = max(n, int(np.sum(var > D.START_MIN_VARIANCE * var[0])))
-    Xn = pca.transform(Xn)[:, :m]
+    Xn, scale = principal_inputs(Xn, n, seed)
     short = fit_short_flow(
         Xn, Un, aux, seed=seed, max_iter=D.START_FLOW_EPOCHS_UNDERCOMPLETE, **flow
     )
     Z = short.Z
     gain = u_information(short, Z)
-    reach = output_reach(short, Z, np.sqrt(var[:m]), seed)
+    reach = output_reach(short, Z, scale, seed)
     keep = choose_sources(gain, reach, n)
     return to_tensor(Z[:, keep], X.device, dtype=X.dtype)
+
+
+def principal_inputs(X, n_components, seed):
+    """The undercomplete start's flow inputs: whitened principal components.
+
+    The leading ``max(16, 2 * n_components)`` of ``X``'s (all of them when
+    there are fewer features), less the directions without variance
+    (collinear features, on which the flow's likelihood would be
+    degenerate), but never fewer than ``n_components``. Returns them and
+    their standard deviations before whitening.
+    """
+    m = min(X.shape[1], max(D.START_MAX_DIMS, D.START_MAX_RATIO * n_components))
+    pca = PCA(m, whiten=True, random_state=seed).fit(X)
+    var = pca.explained_variance_
+    m = max(n_components, int(np.sum(var > D.START_MIN_VARIANCE * var[0])))
+    return pca.transform(X)[:, :m], np.sqrt(var[:m])
 
 
 def choose_sources(gain, reach, n, min_gain=D.START_MIN_GAIN):

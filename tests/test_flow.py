@@ -29,20 +29,32 @@ def test_flow_is_the_default_and_auto_settings_resolve_per_method(data):
     X, u, _ = data
     est = NonlinearICA(**FAST).fit(X, u)
     assert est.method == "flow"
-    assert est._fit_settings == {"max_iter": 3, "learning_rate_init": 0.04, "n_init": 2}
+    # 600 rows: the flow's auto batch is min(512, max(64, 600 // 80)) = 64.
+    assert est.training_settings_ == {
+        "max_iter": 3, "learning_rate_init": 0.04, "n_init": 2, "batch_size": 64
+    }
     ivae = NonlinearICA(method="ivae", max_iter=2, random_state=0).fit(X, u)
-    assert ivae._fit_settings == {
+    assert ivae.training_settings_ == {
         "max_iter": 2,
         "learning_rate_init": 0.001,  # after the flow start (init="auto")
         "n_init": 1,
+        "batch_size": 32,  # the other methods' min(256, max(32, 600 // 100))
     }
-    rand = NonlinearICA(method="ivae", init="random", random_state=0)
-    assert rand._training_settings()["learning_rate_init"] == 0.01
-    assert rand._training_settings()["max_iter"] == 40
-    assert NonlinearICA()._training_settings()["max_iter"] == 20
-    assert NonlinearICA()._auto_batch_size(40000) == 500
-    assert NonlinearICA()._auto_batch_size(80000) == 512
-    assert NonlinearICA()._auto_batch_size(1000) == 64
+    rand = NonlinearICA(method="ivae", init="random", random_state=0).fit(X, u)
+    assert rand.training_settings_["learning_rate_init"] == 0.01
+    assert rand.training_settings_["max_iter"] == rand.n_iter_ or rand.n_iter_ < 40
+    assert rand.training_settings_["max_iter"] == 40
+
+
+@pytest.mark.parametrize(
+    "n_rows, expected", [(1000, 64), (40000, 500), (80000, 512)]
+)
+def test_flow_auto_batch_size_follows_the_rows(n_rows, expected):
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((n_rows, 2))
+    u = np.arange(n_rows) % 4
+    est = NonlinearICA(max_iter=1, n_init=1, random_state=0).fit(X, u)
+    assert est.training_settings_["batch_size"] == expected
 
 
 def test_non_square_raises_and_points_to_ivae():
@@ -85,7 +97,7 @@ def test_inverse_transform_is_exact(fitted, data):
 def test_restart_with_best_likelihood_is_kept(data):
     X, u, _ = data
     est = NonlinearICA(n_init=3, **FAST).fit(X, u)
-    lls = est._restart_log_likelihoods
+    lls = est.restart_scores_
     assert lls.shape == (3,) and len(np.unique(lls)) == 3  # restarts differ
     # The kept model's training log-likelihood is the best restart's (score is
     # on the original scale of X: add the standardisation's log-Jacobian).

@@ -6,7 +6,7 @@ import torch
 from skivae._core.base import LatentModel
 from skivae._core.elbo import IVAEModule
 from skivae._core.priors import ConditionalPrior
-from skivae._core.training import DivergenceError, held_out_loss, train
+from skivae._core.training import DivergenceError, mean_score_loss, train
 
 
 class _Recording(LatentModel):
@@ -69,7 +69,7 @@ def test_train_calls_only_the_interface():
     assert "features" not in names
     assert all(c[1:] == (True, True) for c in model.calls if c[0] == "loss")
     assert all(c[1:] == (False, False) for c in model.calls if c[0] != "loss")
-    assert hist.val_loss[-1] == pytest.approx(held_out_loss(model, X[192:], U[192:]))
+    assert hist.val_loss[-1] == pytest.approx(mean_score_loss(model, X[192:], U[192:]))
 
 
 def test_train_reduces_loss_and_reports_history():
@@ -99,17 +99,17 @@ def test_train_early_stopping_restores_best_weights():
     )
     assert hist.converged and hist.n_iter < 30
     assert min(hist.val_loss) < hist.val_loss[-1]  # the last epoch was not best
-    val = held_out_loss(m, X[200:], U[200:])
+    val = mean_score_loss(m, X[200:], U[200:])
     assert val == pytest.approx(min(hist.val_loss), rel=1e-6)
     assert hist.best_loss == min(hist.val_loss)
 
 
-def test_held_out_loss_is_minus_the_mean_score():
+def test_mean_score_loss_is_minus_the_mean_score():
     X, U = _toy_problem()
     m = _ivae()
     with torch.no_grad():
         expected = -float(m.score_samples(X, U).mean())
-    assert held_out_loss(m, X, U, batch_size=7) == pytest.approx(expected, rel=1e-5)
+    assert mean_score_loss(m, X, U, batch_size=7) == pytest.approx(expected, rel=1e-5)
     assert m.training  # mode restored
 
 
