@@ -14,6 +14,7 @@ warnings) and batched inference. An estimator fills its hooks:
 
 import contextlib
 import inspect
+from dataclasses import replace
 import numbers
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -35,7 +36,7 @@ from skivae._compat import Interval, StrOptions, check_is_fitted, validate_data
 from skivae._core._torch_utils import resolve_device, torch_seed, torch_threads
 from skivae._core.nets import ACTIVATIONS
 from skivae._core.training import DivergenceError, mean_score_loss, train
-from skivae._defaults import auto_batch_size
+from skivae._defaults import auto_batch_size, epochs
 from skivae._docs import fill_docstring
 from skivae._inference import _InferenceMixin, as_tensor, standardise
 from skivae._persistence import _PersistenceMixin
@@ -205,7 +206,9 @@ class _BaseLatentEstimator(
             )
             self._keep(module, hist, extend=warm)
             self._after_fit(Xp, seed)
-        if not hist.converged:
+        # max_iter="auto" is a schedule of steps whose learning rate decays to
+        # 1% at its end: reaching it is the plan, not a failure to converge.
+        if not hist.converged and not settings.auto_max_iter:
             warnings.warn(
                 f"{type(self).__name__} did not converge: "
                 f"max_iter={settings.max_iter} epochs reached before the loss "
@@ -292,7 +295,15 @@ class _BaseLatentEstimator(
     def _train_restarts(self, data, seeds, settings, start, init_data):
         """Train one model per seed (or all as one batched model where the
         settings say so); returns the best ``(module, history, seed)``."""
-        batch_size = self._batch_size(settings, data[0].shape[0])
+        n_train = data[0].shape[0]
+        batch_size = self._batch_size(settings, n_train)
+        settings = replace(
+            settings,
+            max_iter=epochs(
+                settings.max_iter, settings.batch_rule, n_train, batch_size,
+                auto=settings.auto_max_iter,
+            ),
+        )
         self.training_settings_ = {
             "max_iter": settings.max_iter,
             "learning_rate_init": settings.learning_rate_init,

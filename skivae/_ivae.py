@@ -118,8 +118,16 @@ class IdentifiableVAE(_BaseLatentEstimator):
         .. versionadded:: 0.2
 
     max_iter : int or "auto", default="auto"
-        Maximum number of epochs of the ELBO; ``"auto"`` is 20 after the
-        flow initialisation and 40 after a random one.
+        Maximum number of epochs of the training bound. ``"auto"`` is a
+        budget of optimiser steps: 20 epochs after the flow initialisation
+        and 40 after a random one on data of 3 200 rows or more (about 100
+        steps per epoch), and as many epochs as give the same number of
+        steps on smaller data. Its learning rate decays to 1% at the end,
+        so reaching it raises no ``ConvergenceWarning``; an int does, when
+        training stops there before the loss stops improving by ``tol``.
+
+        .. versionchanged:: 0.4
+           ``"auto"`` counts steps, not epochs, on small data.
 
     learning_rate_init : float or "auto", default="auto"
         Adam's initial learning rate, decayed by a cosine schedule over

@@ -145,8 +145,17 @@ class NonlinearICA(_BaseLatentEstimator):
         .. versionadded:: 0.2
 
     max_iter : int or "auto", default="auto"
-        Maximum number of epochs; ``"auto"`` is 20 for the flow and for the
-        iVAE started from the flow, 40 otherwise (see ``init``).
+        Maximum number of epochs. ``"auto"`` is a budget of optimiser steps:
+        20 epochs for the flow and for the iVAE started from the flow, 40
+        otherwise (see ``init``), on data large enough for the ``"auto"``
+        batch size to give 80 (the flow) or 100 steps per epoch, and as many
+        epochs as give the same number of steps on smaller data. Its
+        learning rate decays to 1% at the end, so reaching it raises no
+        ``ConvergenceWarning``; an int does, when training stops there
+        before the loss stops improving by ``tol``.
+
+        .. versionchanged:: 0.4
+           ``"auto"`` counts steps, not epochs, on small data.
 
     batch_size : int or "auto", default="auto"
         Mini-batch size; ``"auto"`` is ``min(512, max(64, n_samples //

@@ -1,5 +1,6 @@
 """Behaviour of IdentifiableVAE: API contract, errors, determinism, recovery."""
 
+import copy
 import pickle
 import warnings
 
@@ -15,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skivae import IdentifiabilityWarning, IdentifiableVAE
 from skivae.datasets import make_continuous_aux_sources, make_nonstationary_sources
+from skivae._defaults import epochs
 from skivae.metrics import mean_corr_coef
 
 FAST = dict(max_iter=3, hidden_layer_sizes=(16,), random_state=0)
@@ -469,19 +471,48 @@ def test_divergence_raises_clear_error(segment_data):
 
 # -------------------------------------------------------------- initialisation
 def test_init_auto_resolves_and_sets_the_training_settings(segment_data):
+    """init="auto" starts from the flow with u and a Gaussian decoder, else
+    randomly; max_iter="auto" is then 20 or 40 epochs' worth of 100 steps:
+    on these 720 rows (batches of 32, 23 steps per epoch) 87 or 174 epochs,
+    all run (no early stop), without a ConvergenceWarning."""
     X, u, _ = segment_data
-    kw = dict(hidden_layer_sizes=(16,), random_state=0, tol=0.0)
-    flow = IdentifiableVAE(**kw).fit(X, u)
+    kw = dict(hidden_layer_sizes=(16,), random_state=0, n_iter_no_change=10**4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        flow = IdentifiableVAE(**kw).fit(X, u)
     assert flow.init_ == "flow"
-    assert flow.n_iter_ == 20  # max_iter="auto" after the flow
+    assert flow.n_iter_ == flow.training_settings_["max_iter"] == 87
+    assert flow.training_settings_["batch_size"] == 32
+    assert flow.training_settings_["learning_rate_init"] == 0.001
+    rand = IdentifiableVAE(init="random", **kw).fit(X[:400], u[:400])
+    assert rand.init_ == "random"
+    # 400 rows: 13 steps per epoch, ceil(4000 / 13) = 308 epochs at 0.01
+    assert rand.training_settings_["max_iter"] == 308
+    assert rand.training_settings_["learning_rate_init"] == 0.01
     with pytest.warns(UserWarning, match="plain VAE"):
-        plain = IdentifiableVAE(**kw).fit(X)
-    assert plain.init_ == "random" and plain.n_iter_ == 40
+        plain = IdentifiableVAE(max_iter=2, **kw).fit(X)
+    assert plain.init_ == "random" and plain.n_iter_ == 2
     binary = (X > np.median(X, axis=0)).astype(float)
     bern = IdentifiableVAE(likelihood="bernoulli", max_iter=2, **kw).fit(binary, u)
     assert bern.init_ == "random" and bern.n_iter_ == 2
-    rand = IdentifiableVAE(init="random", max_iter=2, **kw).fit(X, u)
-    assert rand.init_ == "random"
+
+
+
+@pytest.mark.parametrize(
+    "n_train, rule, expected",
+    [
+        (3200, "default", 40),  # 100 steps per epoch: the epochs themselves
+        (40000, "default", 40),
+        (3000, "default", 43),  # batches of 32: 94 steps, ceil(4000 / 94)
+        (5120, "flow", 40),  # the flow's batches give 80 steps per epoch
+        (4000, "flow", 51),  # batches of 64: 63 steps, ceil(3200 / 63)
+    ],
+)
+def test_auto_max_iter_is_a_budget_of_steps(n_train, rule, expected):
+    from skivae._defaults import auto_batch_size
+
+    assert epochs(40, rule, n_train, auto_batch_size(rule, n_train)) == expected
+    assert epochs(40, rule, n_train, 1, auto=False) == 40
 
 
 @pytest.mark.parametrize(
@@ -692,7 +723,7 @@ def test_n_importance_changes_the_score_not_the_training(segment_data):
     assert not np.allclose(s, elbo.score_samples(X, u))
     assert iwae.score(X, u) == pytest.approx(s.mean())
     # it is the module's bound with its fixed draws, on X's original scale
-    m = iwae._inference_module()
+    m = copy.deepcopy(iwae.module_).double()
     xt = torch.as_tensor(iwae._scale_x(X), dtype=torch.float64)
     ut = torch.as_tensor(np.unique(u, return_inverse=True)[1])
     with torch.inference_mode():

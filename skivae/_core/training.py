@@ -106,7 +106,7 @@ def _run_epoch(model, optimizer, scheduler, X, U, batch_size, generator, grad_cl
     return loss
 
 
-def _improves(value, best, tol):
+def improves(value, best, tol):
     """Whether ``value`` beats ``best`` by at least ``tol`` (relative)."""
     return not math.isfinite(best) or value < best - tol * max(1.0, abs(best))
 
@@ -182,7 +182,7 @@ def train(
         if progress is not None:
             progress(epoch + 1, train_loss, val_loss)
         monitored = train_loss if val_loss is None else val_loss
-        improved = _improves(monitored, history.best_loss, tol)
+        improved = improves(monitored, history.best_loss, tol)
         no_improve = 0 if improved else no_improve + 1
         if monitored < history.best_loss:
             history.best_loss = monitored
