@@ -12,6 +12,12 @@ class IdentifiabilityWarning(UserWarning):
     """Warning raised when ``u`` cannot satisfy the identifiability conditions."""
 
 
+def resolve_u_type(u_type, u):
+    """How an estimator with parameter ``u_type`` reads ``u`` (None: no
+    ``u``), before fitting its encoder; warns nothing (the fit does)."""
+    return None if u is None else _AuxEncoder(u_type)._resolve_u_type(u, warn=False)
+
+
 class _AuxEncoder:
     """Validates and encodes ``u``; fitted once in ``fit``, reused afterwards.
 
@@ -82,7 +88,8 @@ class _AuxEncoder:
             )
 
     # ------------------------------------------------------------------ fit
-    def _resolve_u_type(self, u):
+    def _resolve_u_type(self, u, warn=True):
+        """How ``u`` is read: ``"categorical"`` or ``"continuous"``."""
         if self.u_type != "auto":
             return self.u_type
         arr = np.asarray(u)
@@ -91,7 +98,8 @@ class _AuxEncoder:
         if arr.dtype.kind in "biuOUS":
             return "categorical"
         if arr.dtype.kind == "f":
-            _warn_if_whole_numbers(arr)
+            if warn:
+                _warn_if_whole_numbers(arr)
             return "continuous"
         raise ValueError(
             f"u has dtype {arr.dtype}, which is neither labels nor numbers; pass "

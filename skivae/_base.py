@@ -31,7 +31,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from skivae import _warm
-from skivae._aux import _AuxEncoder
+from skivae._aux import _AuxEncoder, resolve_u_type
 from skivae._compat import Interval, StrOptions, check_is_fitted, validate_data
 from skivae._core._torch_utils import resolve_device, torch_seed, torch_threads
 from skivae._core.nets import ACTIVATIONS
@@ -144,9 +144,10 @@ class _BaseLatentEstimator(
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod
-    def _resolve_settings(self, n_features, u_given, fitted=None):
-        """The :class:`~skivae._defaults.Settings` of this fit; ``fitted``: the
-        fitted attributes of the model a warm start continues (else None)."""
+    def _resolve_settings(self, n_features, u_type, fitted=None):
+        """The :class:`~skivae._defaults.Settings` of this fit; ``u_type``:
+        how ``u`` is read (None: no ``u``); ``fitted``: the fitted attributes
+        of the model a warm start continues (else None)."""
 
     @abstractmethod
     def _build_module(self, n_features, seed, *, n_restarts=1, init_data=None):
@@ -176,18 +177,6 @@ class _BaseLatentEstimator(
         """Run once the best restart is kept (``Xp``: all rows, standardised)."""
 
     # ---------------------------------------------------------- fitted state
-    @property
-    def u_type_(self):
-        return None if self.aux_encoder_ is None else self.aux_encoder_.u_type_
-
-    @property
-    def aux_classes_(self):
-        return None if self.aux_encoder_ is None else self.aux_encoder_.classes_
-
-    @property
-    def n_aux_(self):
-        return 0 if self.aux_encoder_ is None else self.aux_encoder_.n_aux_
-
     @property
     def _n_features_out(self):
         return self.n_components_
@@ -235,7 +224,8 @@ class _BaseLatentEstimator(
             fitted = None
             if warm:
                 fitted = {k: getattr(self, k, None) for k in self._settings_attrs}
-            settings = self._resolve_settings(n_features, y is not None, fitted)
+            u_type = resolve_u_type(self._aux_u_type(), y)
+            settings = self._resolve_settings(n_features, u_type, fitted)
             if not warm:
                 vars(self).update(settings.fitted)
             self.device_ = resolve_device(self.device)
@@ -392,20 +382,11 @@ class _BaseLatentEstimator(
             )
         except DivergenceError:
             return None
-        X, U = self._monitored(data)
-        with torch.inference_mode():
-            rows = torch.arange(X.shape[0], device=X.device).split(4096)
-            ll = torch.cat(
-                [module.restart_score_samples(X[r], None if U is None else U[r])
-                 for r in rows],
-                dim=1,
-            ).mean(1)
-        ll = torch.where(torch.isfinite(ll), ll, torch.full_like(ll, -torch.inf))
-        scores = ll.cpu().numpy().astype(np.float64)
+        scores = _restart_scores(module, *self._monitored(data))
         if not np.isfinite(scores).any():
             return None
-        self.restart_scores_ = np.where(np.isfinite(scores), scores, np.nan)
-        return module.keep(int(ll.argmax())), hist, seeds[0]
+        self.restart_scores_ = scores
+        return module.keep(int(np.nanargmax(scores))), hist, seeds[0]
 
     def _keep(self, module, hist, extend=False):
         """Keep the trained model and its history (``extend``: warm start)."""
@@ -457,3 +438,17 @@ def _training_tensors(Xp, U, split, device):
     return tuple(
         None if a is None else as_tensor(a, device) for a in (Xp, U, X_val, U_val)
     )
+
+
+def _restart_scores(module, X, U):
+    """Mean ``restart_score_samples`` of each restart of a batched model on
+    the rows ``X``, ``U`` (NaN where not finite), by chunks of 4096 rows."""
+    with torch.inference_mode():
+        rows = torch.arange(X.shape[0], device=X.device).split(4096)
+        ll = torch.cat(
+            [module.restart_score_samples(X[r], None if U is None else U[r])
+             for r in rows],
+            dim=1,
+        ).mean(1)
+    scores = ll.cpu().numpy().astype(np.float64)
+    return np.where(np.isfinite(scores), scores, np.nan)

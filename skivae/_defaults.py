@@ -64,6 +64,12 @@ CONTRASTIVE_FLOW_START_LR = 1e-3
 #: on undercomplete data, where it also models the noise directions
 #: (undercomplete.txt: 20 against 10)
 START_FLOW_EPOCHS, START_FLOW_EPOCHS_UNDERCOMPLETE = 10, 20
+#: ... and on undercomplete data with a continuous u, whose conditional prior
+#: is a network rather than a table: in 20 epochs it learned too little of
+#: u's effect for the outputs to be told apart (u-information of the sources
+#: 0.04-0.07 nats) and the iVAE ended at 0.63-0.87 where a random start gets
+#: 0.96; with 60, 0.98 (families.txt: cont_periodic, cont_monotone)
+START_FLOW_EPOCHS_UNDERCOMPLETE_CONTINUOUS = 60
 #: undercomplete start: the flow runs on at most max(16, 2 n_components)
 #: whitened principal components (all of them scored best, the cap bounds the
 #: cost): undercomplete.txt
@@ -130,14 +136,14 @@ def _auto(value, default):
     return default if value == "auto" else value
 
 
-def ivae_init(init, *, u_given, likelihood):
-    """``init_`` of an :class:`~skivae.IdentifiableVAE`: ``"flow"`` or
-    ``"random"``; ``"auto"`` starts from the flow when ``u`` is given and the
-    decoder is Gaussian (paper_ivae_init.txt, undercomplete.txt)."""
+def ivae_init(init, *, u_type, likelihood, undercomplete=False):
+    """``init_`` of an iVAE: ``"flow"`` or ``"random"``; ``"auto"`` starts
+    from the flow when ``u`` is given and the decoder is Gaussian
+    (paper_ivae_init.txt, undercomplete.txt, families.txt)."""
     if init == "random":
         return "random"
     if init == "flow":
-        if not u_given:
+        if u_type is None:
             raise ValueError(
                 "init='flow' starts from nonlinear ICA, which needs the "
                 "auxiliary variable u; pass u or use init='random'."
@@ -148,7 +154,7 @@ def ivae_init(init, *, u_given, likelihood):
                 "density on binary data. Use init='random'."
             )
         return "flow"
-    return "flow" if u_given and likelihood == "gaussian" else "random"
+    return "flow" if u_type is not None and likelihood == "gaussian" else "random"
 
 
 def ivae_input_noise_std(input_noise, likelihood, decoder_var, init_):
@@ -170,14 +176,19 @@ def ivae_input_noise_std(input_noise, likelihood, decoder_var, init_):
     return float(input_noise) ** 0.5
 
 
-def ivae_settings(est, *, u_given, init_=None):
+def ivae_settings(est, *, u_type, n_features, init_=None):
     """:class:`Settings` of an :class:`~skivae.IdentifiableVAE` fit.
 
     ``init_``: the start of the model a warm start continues (None: resolve
-    ``init``; models saved before version 0.2 have none and started randomly).
+    ``init``).
     """
     if init_ is None:
-        init_ = ivae_init(est.init, u_given=u_given, likelihood=est.likelihood)
+        init_ = ivae_init(
+            est.init,
+            u_type=u_type,
+            likelihood=est.likelihood,
+            undercomplete=_undercomplete(est.n_components, n_features),
+        )
     # An impossible combination raises before any training.
     ivae_input_noise_std(est.input_noise, est.likelihood, est.decoder_var, init_)
     max_iter, lr = IVAE_SETTINGS[init_]
@@ -188,6 +199,10 @@ def ivae_settings(est, *, u_given, init_=None):
         auto_max_iter=est.max_iter == "auto",
         fitted={"init_": init_},
     )
+
+
+def _undercomplete(n_components, n_features):
+    return n_components is not None and n_components < n_features
 
 
 def nica_features(method, features, n_components, n_features):
@@ -208,11 +223,16 @@ def nica_features(method, features, n_components, n_features):
     return "mlp"
 
 
-def nica_init(method, init, features_):
-    """``init_`` of a :class:`~skivae.NonlinearICA` fit: the iVAE and the
-    contrastive methods on the invertible features start from a short flow
-    unless ``init="random"``; the MLP features cannot; the flow has no start."""
-    if method == "ivae" or features_ == "flow":
+def nica_init(method, init, features_, *, u_type=None, undercomplete=False):
+    """``init_`` of a :class:`~skivae.NonlinearICA` fit: the iVAE starts as
+    :func:`ivae_init` says (its Gaussian decoder), the contrastive methods on
+    the invertible features from a short flow unless ``init="random"``; the
+    MLP features cannot; the flow has no start."""
+    if method == "ivae":
+        return ivae_init(
+            init, u_type=u_type, likelihood="gaussian", undercomplete=undercomplete
+        )
+    if features_ == "flow":
         return "random" if init == "random" else "flow"
     if features_ is None:  # method="flow"
         return None
@@ -226,7 +246,7 @@ def nica_init(method, init, features_):
     return "random"
 
 
-def nica_settings(est, *, n_features, fitted=None):
+def nica_settings(est, *, n_features, u_type, fitted=None):
     """:class:`Settings` of a :class:`~skivae.NonlinearICA` fit.
 
     ``fitted``: the ``init_`` and ``features_`` of the model a warm start
@@ -235,7 +255,14 @@ def nica_settings(est, *, n_features, fitted=None):
     method = est.method
     if fitted is None:
         features_ = nica_features(method, est.features, est.n_components, n_features)
-        fitted = {"features_": features_, "init_": nica_init(method, est.init, features_)}
+        init_ = nica_init(
+            method,
+            est.init,
+            features_,
+            u_type=u_type,
+            undercomplete=_undercomplete(est.n_components, n_features),
+        )
+        fitted = {"features_": features_, "init_": init_}
     init_ = fitted["init_"]
     if method == "flow":
         auto = (FLOW_MAX_ITER, FLOW_LR, FLOW_N_INIT)

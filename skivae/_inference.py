@@ -97,6 +97,18 @@ class _InferenceMixin:
     encoding, and batched calls of ``module_``'s methods (``features``,
     ``score_samples``, ``inverse``, ``sample``)."""
 
+    @property
+    def u_type_(self):
+        return None if self.aux_encoder_ is None else self.aux_encoder_.u_type_
+
+    @property
+    def aux_classes_(self):
+        return None if self.aux_encoder_ is None else self.aux_encoder_.classes_
+
+    @property
+    def n_aux_(self):
+        return 0 if self.aux_encoder_ is None else self.aux_encoder_.n_aux_
+
     def _scale_x(self, X):
         return (X - self._x_mean) / self._x_scale
 

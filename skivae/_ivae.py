@@ -239,10 +239,12 @@ class IdentifiableVAE(_BaseLatentEstimator):
         self._x_mean = np.zeros(X.shape[1])
         self._x_scale = np.ones(X.shape[1])
 
-    def _resolve_settings(self, n_features, u_given, fitted=None):
+    def _resolve_settings(self, n_features, u_type, fitted=None):
         # Models saved before version 0.2 have no ``init_``: they started randomly.
         init_ = None if fitted is None else fitted["init_"] or "random"
-        return D.ivae_settings(self, u_given=u_given, init_=init_)
+        return D.ivae_settings(
+            self, u_type=u_type, n_features=n_features, init_=init_
+        )
 
     def _build_module(self, n_features, seed, *, n_restarts=1, init_data=None):
         module = make_ivae(

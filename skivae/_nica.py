@@ -284,8 +284,10 @@ class NonlinearICA(_BaseLatentEstimator):
     #: fitted attributes that the settings decide (kept by a warm start)
     _settings_attrs = ("init_", "features_")
 
-    def _resolve_settings(self, n_features, u_given, fitted=None):
-        return D.nica_settings(self, n_features=n_features, fitted=fitted)
+    def _resolve_settings(self, n_features, u_type, fitted=None):
+        return D.nica_settings(
+            self, n_features=n_features, u_type=u_type, fitted=fitted
+        )
 
     def _check_params(self, n_features):
         super()._check_params(n_features)

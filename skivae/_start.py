@@ -142,7 +142,8 @@ def flow_sources(X, U, aux, n_components, *, seed, **flow):
     ``flow`` holds :func:`fit_short_flow`'s network settings. With fewer
     components than features the flow runs on the whitened principal
     components of all the features (the leading ``max(16, 2 *
-    n_components)`` when there are more) and longer: it then has as many
+    n_components)`` when there are more) and longer (longer still with a
+    continuous ``u``, whose prior is a network): it then has as many
     outputs as inputs, and :func:`choose_sources` keeps ``n_components`` of
     them by their dependence on ``u`` (:func:`u_information`) and how far
     they move the features (:func:`output_reach`); the others model the
@@ -156,9 +157,11 @@ def flow_sources(X, U, aux, n_components, *, seed, **flow):
         short = fit_short_flow(Xn, Un, aux, seed=seed, **flow)
         return to_tensor(short.Z, X.device, dtype=X.dtype)
     Xn, scale = principal_inputs(Xn, n, seed)
-    short = fit_short_flow(
-        Xn, Un, aux, seed=seed, max_iter=D.START_FLOW_EPOCHS_UNDERCOMPLETE, **flow
-    )
+    if aux.u_type_ == "continuous":
+        epochs = D.START_FLOW_EPOCHS_UNDERCOMPLETE_CONTINUOUS
+    else:
+        epochs = D.START_FLOW_EPOCHS_UNDERCOMPLETE
+    short = fit_short_flow(Xn, Un, aux, seed=seed, max_iter=epochs, **flow)
     Z = short.Z
     gain = u_information(short, Z)
     reach = output_reach(short, Z, scale, seed)

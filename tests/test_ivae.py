@@ -809,3 +809,34 @@ def test_flow_start_when_a_category_is_only_in_the_validation_split():
             est = IdentifiableVAE(2, validation_fraction=0.5, random_state=seed, **kw)
             assert est.fit(X, u).init_ == "flow"
             assert np.isfinite(est.transform(X)).all()
+
+
+@pytest.mark.slow
+def test_recovers_undercomplete_sources_with_continuous_u():
+    """A 2-D continuous u whose effect on the sources' log-scales is
+    periodic, 3 sources in 6 noisy features through 2 leaky-ReLU layers.
+
+    The default start (a flow on all the features, 60 epochs with a
+    continuous u) then the training bound. Measured with data seeds 0 and 1:
+    0.964 and 0.952 (the plain VAE 0.892 and 0.847; version 0.3's 20-epoch
+    start 0.965 and 0.947 on these 3 000 rows, 0.87 on 12 000-row draws).
+    """
+    X, u, S = make_continuous_aux_sources(
+        3000,
+        3,
+        n_features=6,
+        n_aux=2,
+        n_layers=2,
+        activation="leaky_relu",
+        aux_map="periodic",
+        noise=0.05,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = IdentifiableVAE(3, random_state=0).fit(X, u)
+        vae = IdentifiableVAE(3, random_state=0).fit(X)
+    assert est.init_ == "flow"
+    mcc = mean_corr_coef(S, est.transform(X))
+    assert mcc >= 0.92
+    assert mcc > mean_corr_coef(S, vae.transform(X)) + 0.03
