@@ -23,7 +23,7 @@ BATCH_MIN, BATCH_MAX, BATCH_ROWS_PER_STEP = 32, 256, 100
 #: steps per epoch the auto batch gives on large data (100, the flow's 80).
 #: Below 3 200 rows (the flow: 5 120) an epoch has fewer steps, so "auto"
 #: runs more epochs; every simulation family has more rows, so their fits are
-#: unchanged (results/families.txt), while a table of 178 rows gets the same
+#: unchanged (results/families_v030.txt), while a table of 178 rows gets the same
 #: training as a large one instead of 120 steps
 AUTO_STEPS_PER_EPOCH = {"default": BATCH_ROWS_PER_STEP, "flow": 80}
 
@@ -67,8 +67,9 @@ START_FLOW_EPOCHS, START_FLOW_EPOCHS_UNDERCOMPLETE = 10, 20
 #: ... and on undercomplete data with a continuous u, whose conditional prior
 #: is a network rather than a table: in 20 epochs it learned too little of
 #: u's effect for the outputs to be told apart (u-information of the sources
-#: 0.04-0.07 nats) and the iVAE ended at 0.63-0.87 where a random start gets
-#: 0.96; with 60, 0.98 (families.txt: cont_periodic, cont_monotone)
+#: 0.04-0.07 nats): cont_periodic 0.969, worst draw 0.869 behind the plain
+#: VAE; with 60, 0.977 (0.960), cont_monotone unchanged at 0.977, 2.1x the
+#: fit time (results/families_v030.txt, families_after_cont.txt)
 START_FLOW_EPOCHS_UNDERCOMPLETE_CONTINUOUS = 60
 #: undercomplete start: the flow runs on at most max(16, 2 n_components)
 #: whitened principal components (all of them scored best, the cap bounds the
@@ -139,7 +140,7 @@ def _auto(value, default):
 def ivae_init(init, *, u_type, likelihood, undercomplete=False):
     """``init_`` of an iVAE: ``"flow"`` or ``"random"``; ``"auto"`` starts
     from the flow when ``u`` is given and the decoder is Gaussian
-    (paper_ivae_init.txt, undercomplete.txt, families.txt)."""
+    (paper_ivae_init.txt, undercomplete.txt, families_v030.txt)."""
     if init == "random":
         return "random"
     if init == "flow":
