@@ -54,6 +54,7 @@ import sys
 import time
 
 from _common import MCC_STATS, parse_sets, print_table, run_isolated, summarize
+from bench_undercomplete import FAMILIES as _UNDERCOMPLETE
 
 #: name -> (generator, keyword arguments). Generators: "nonstationary"
 #: (``make_nonstationary_sources``, ``u`` a segment index) and "continuous"
@@ -111,30 +112,8 @@ FAMILIES = {
         ),
     ),
     # u48 and u510 exactly as in bench_undercomplete.py
-    "u48": (
-        "nonstationary",
-        dict(
-            n_segments=40,
-            n_per_segment=500,
-            n_sources=4,
-            n_features=8,
-            n_layers=3,
-            source="laplace",
-            activation="leaky_relu",
-            noise=0.05,
-        ),
-    ),
-    "u510": (
-        "nonstationary",
-        dict(
-            n_segments=40,
-            n_per_segment=500,
-            n_sources=5,
-            n_features=10,
-            n_layers=2,
-            noise=0.05,
-        ),
-    ),
+    "u48": ("nonstationary", dict(_UNDERCOMPLETE["u48"])),
+    "u510": ("nonstationary", dict(_UNDERCOMPLETE["u510"])),
     "cont_periodic": (
         "continuous",
         dict(

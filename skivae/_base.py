@@ -14,10 +14,10 @@ warnings) and batched inference. An estimator fills its hooks:
 
 import contextlib
 import inspect
-from dataclasses import replace
 import numbers
 import warnings
 from abc import ABCMeta, abstractmethod
+from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -32,7 +32,7 @@ from sklearn.utils import check_random_state
 
 from skivae import _warm
 from skivae._aux import _AuxEncoder, resolve_u_type
-from skivae._compat import Interval, StrOptions, check_is_fitted, validate_data
+from skivae._compat import Interval, StrOptions
 from skivae._core._torch_utils import resolve_device, torch_seed, torch_threads
 from skivae._core.nets import ACTIVATIONS
 from skivae._core.training import DivergenceError, mean_score_loss, train
@@ -43,27 +43,26 @@ from skivae._persistence import _PersistenceMixin
 from skivae._progress import make_progress
 from skivae._registry import register
 
-
 #: constraints of the shared parameters (each estimator adds its own)
 _SHARED_CONSTRAINTS = {
-        "n_components": [Interval(Integral, 1, None, closed="left"), None],
-        "hidden_layer_sizes": [tuple, list],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "u_type": [StrOptions({"auto", "categorical", "continuous"})],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
-        "warm_start": ["boolean"],
-        "device": [str],
-        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-    }
+    "n_components": [Interval(Integral, 1, None, closed="left"), None],
+    "hidden_layer_sizes": [tuple, list],
+    "activation": [StrOptions(set(ACTIVATIONS))],
+    "u_type": [StrOptions({"auto", "categorical", "continuous"})],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "n_init": [Interval(Integral, 1, None, closed="left")],
+    "warm_start": ["boolean"],
+    "device": [str],
+    "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
 
 
 class _BaseLatentEstimator(
@@ -231,7 +230,9 @@ class _BaseLatentEstimator(
             self.device_ = resolve_device(self.device)
             self._fit_dtype = X.dtype
             rng = check_random_state(self.random_state)
-            split = _validation_split(n_samples, self.early_stopping and self.validation_fraction, rng)
+            split = _validation_split(
+                n_samples, self.early_stopping and self.validation_fraction, rng
+            )
             n_init = 1 if warm else settings.n_init
             seeds = [int(rng.randint(np.iinfo(np.int32).max)) for _ in range(n_init)]
             if warm:
@@ -290,7 +291,10 @@ class _BaseLatentEstimator(
         settings = replace(
             settings,
             max_iter=epochs(
-                settings.max_iter, settings.batch_rule, n_train, batch_size,
+                settings.max_iter,
+                settings.batch_rule,
+                n_train,
+                batch_size,
                 auto=settings.auto_max_iter,
             ),
         )
@@ -338,8 +342,17 @@ class _BaseLatentEstimator(
         return (X, U) if X_val is None else (X_val, U_val)
 
     def _train_one(
-        self, seed, init, n_init, *, data, settings, batch_size, start=None,
-        init_data=None, n_restarts=1,
+        self,
+        seed,
+        init,
+        n_init,
+        *,
+        data,
+        settings,
+        batch_size,
+        start=None,
+        init_data=None,
+        n_restarts=1,
     ):
         """Build (or continue ``start``) and train one model; returns it and
         its :class:`~skivae._core.training.TrainHistory`."""
@@ -377,8 +390,13 @@ class _BaseLatentEstimator(
         diverged, so that the restarts are trained one by one instead."""
         try:
             module, hist = self._train_one(
-                seeds[0], 0, 1, data=data, settings=settings,
-                batch_size=batch_size, n_restarts=len(seeds),
+                seeds[0],
+                0,
+                1,
+                data=data,
+                settings=settings,
+                batch_size=batch_size,
+                n_restarts=len(seeds),
             )
         except DivergenceError:
             return None
@@ -446,8 +464,10 @@ def _restart_scores(module, X, U):
     with torch.inference_mode():
         rows = torch.arange(X.shape[0], device=X.device).split(4096)
         ll = torch.cat(
-            [module.restart_score_samples(X[r], None if U is None else U[r])
-             for r in rows],
+            [
+                module.restart_score_samples(X[r], None if U is None else U[r])
+                for r in rows
+            ],
             dim=1,
         ).mean(1)
     scores = ll.cpu().numpy().astype(np.float64)

@@ -28,8 +28,10 @@ def _aux_sizes(aux):
     if aux is None:
         return None, None, None
     categorical = aux.u_type_ == "categorical"
-    return aux.u_type_, aux.n_aux_ if categorical else None, (
-        None if categorical else aux.n_aux_
+    return (
+        aux.u_type_,
+        aux.n_aux_ if categorical else None,
+        (None if categorical else aux.n_aux_),
     )
 
 

@@ -6,7 +6,6 @@ flow start, so both compute a model's outputs the same way.
 
 import contextlib
 import copy
-
 import warnings
 
 import numpy as np
@@ -140,7 +139,12 @@ class _InferenceMixin:
         """``fn(model, xb, ub)`` over row batches of ``module_`` (see
         :func:`skivae._inference.apply_batched`)."""
         return apply_batched(
-            self.module_, fn, X, U, device=self.device_, seed=seed,
+            self.module_,
+            fn,
+            X,
+            U,
+            device=self.device_,
+            seed=seed,
             n_threads=self.n_threads,
         )
 

@@ -111,9 +111,12 @@ class IdentifiableVAE(_BaseLatentEstimator):
         maximised from there. From random starts the ELBO lands on
         solutions whose recovery of the sources varies much from draw to
         draw; the flow start makes them steadier (the user guide's
-        benchmarks, and where it does not help). ``"auto"`` is ``"flow"`` when ``u`` is given and the decoder is
-        Gaussian, otherwise ``"random"``. Each of the ``n_init`` restarts
-        fits its own flow. The fitted ``init_`` says which was used.
+        benchmarks, and where it does not help). ``"auto"`` is ``"flow"``
+        when ``u`` is given and the decoder is Gaussian, otherwise
+        ``"random"``. With fewer components than features and a continuous
+        ``u`` the start's flow trains longer (its prior is a network). Each
+        of the ``n_init`` restarts fits its own flow. The fitted ``init_``
+        says which was used.
 
         .. versionadded:: 0.2
 
@@ -242,9 +245,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
     def _resolve_settings(self, n_features, u_type, fitted=None):
         # Models saved before version 0.2 have no ``init_``: they started randomly.
         init_ = None if fitted is None else fitted["init_"] or "random"
-        return D.ivae_settings(
-            self, u_type=u_type, n_features=n_features, init_=init_
-        )
+        return D.ivae_settings(self, u_type=u_type, n_features=n_features, init_=init_)
 
     def _build_module(self, n_features, seed, *, n_restarts=1, init_data=None):
         module = make_ivae(

@@ -10,7 +10,13 @@ from sklearn.utils.metaestimators import available_if
 
 from skivae import _defaults as D
 from skivae._base import _BaseLatentEstimator
-from skivae._builders import make_flow, make_gcl, make_invertible_net, make_ivae, make_tcl
+from skivae._builders import (
+    make_flow,
+    make_gcl,
+    make_invertible_net,
+    make_ivae,
+    make_tcl,
+)
 from skivae._compat import Interval, StrOptions, _fit_context, check_is_fitted
 from skivae._core.priors import N_STATISTICS, PRIORS
 from skivae._inference import check_latents
@@ -94,9 +100,9 @@ class NonlinearICA(_BaseLatentEstimator):
           there at 0.001 (``learning_rate_init="auto"``; TCL's classifier
           starts at zero); ``"random"`` starts the features at a random
           rotation and trains at 0.01. The start decides much of the result
-          (see the user guide's benchmarks). Use ``"random"`` to compare the contrastive objectives themselves
-          with other methods. The MLP features start randomly
-          (``init="flow"`` with them is an error).
+          (see the user guide's benchmarks). Use ``"random"`` to compare the
+          contrastive objectives themselves with other methods. The MLP
+          features start randomly (``init="flow"`` with them is an error).
         - Ignored by ``method="flow"``.
 
         The fitted ``init_`` says which was used.
@@ -119,7 +125,8 @@ class NonlinearICA(_BaseLatentEstimator):
         fold the signs and then estimates ``|s|``; an invertible network
         cannot fold and estimates the signed ``s``; it starts from a short
         flow fit unless ``init="random"`` (see the user guide's benchmarks),
-        at several times the MLP's fit time. TCL on the invertible network applies no FastICA.
+        at several times the MLP's fit time. TCL on the invertible network
+        applies no FastICA.
         Ignored by ``"flow"`` and ``"ivae"``.
 
         .. versionadded:: 0.2
@@ -332,30 +339,52 @@ class NonlinearICA(_BaseLatentEstimator):
         aux, n = self.aux_encoder_, self.n_components_
         if self.method == "flow":
             return make_flow(
-                n_features, aux, prior=self.prior, depth=self.flow_depth,
-                bins=self.spline_bins, bound=self.spline_bound,
-                n_restarts=n_restarts, **net,
+                n_features,
+                aux,
+                prior=self.prior,
+                depth=self.flow_depth,
+                bins=self.spline_bins,
+                bound=self.spline_bound,
+                n_restarts=n_restarts,
+                **net,
             )
         if self.method == "ivae":
             module = make_ivae(
-                n_features, n, aux, prior=self.prior, likelihood="gaussian",
-                decoder_var=D.DECODER_VAR, posterior="full",
+                n_features,
+                n,
+                aux,
+                prior=self.prior,
+                likelihood="gaussian",
+                decoder_var=D.DECODER_VAR,
+                posterior="full",
                 input_noise_std=D.ivae_input_noise_std(
                     "auto", "gaussian", D.DECODER_VAR, getattr(self, "init_", "random")
                 ),
                 n_importance=D.N_IMPORTANCE,
-                n_importance_train=D.N_IMPORTANCE_TRAIN, score_seed=seed, **net,
+                n_importance_train=D.N_IMPORTANCE_TRAIN,
+                score_seed=seed,
+                **net,
             )
             if init_data is not None:
                 start_ivae(
-                    module, *init_data, aux, n, seed=seed, prior=self.prior,
-                    device=self.device_, **net,
+                    module,
+                    *init_data,
+                    aux,
+                    n,
+                    seed=seed,
+                    prior=self.prior,
+                    device=self.device_,
+                    **net,
                 )
             return module
         features, started = self._feature_net(n_features, seed, init_data)
         if self.method == "tcl":
             return make_tcl(
-                n_features, n, aux, feature_net=features, zero_classifier=started,
+                n_features,
+                n,
+                aux,
+                feature_net=features,
+                zero_classifier=started,
                 **net,
             )
         return make_gcl(n_features, n, aux, feature_net=features, **net)
@@ -372,9 +401,14 @@ class NonlinearICA(_BaseLatentEstimator):
         if init_data is not None:
             try:
                 net = flow_feature_net(
-                    *init_data, self.aux_encoder_, seed=seed, prior=self.prior,
+                    *init_data,
+                    self.aux_encoder_,
+                    seed=seed,
+                    prior=self.prior,
                     hidden_layer_sizes=self.hidden_layer_sizes,
-                    activation=self.activation, device=self.device_, **flow,
+                    activation=self.activation,
+                    device=self.device_,
+                    **flow,
                 )
                 return net, True
             except FloatingPointError as exc:

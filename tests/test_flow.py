@@ -31,7 +31,10 @@ def test_flow_is_the_default_and_auto_settings_resolve_per_method(data):
     assert est.method == "flow"
     # 600 rows: the flow's auto batch is min(512, max(64, 600 // 80)) = 64.
     assert est.training_settings_ == {
-        "max_iter": 3, "learning_rate_init": 0.04, "n_init": 2, "batch_size": 64
+        "max_iter": 3,
+        "learning_rate_init": 0.04,
+        "n_init": 2,
+        "batch_size": 64,
     }
     ivae = NonlinearICA(method="ivae", max_iter=2, random_state=0).fit(X, u)
     assert ivae.training_settings_ == {
@@ -48,9 +51,7 @@ def test_flow_is_the_default_and_auto_settings_resolve_per_method(data):
     assert rand.training_settings_["max_iter"] == 572
 
 
-@pytest.mark.parametrize(
-    "n_rows, expected", [(1000, 64), (40000, 500), (80000, 512)]
-)
+@pytest.mark.parametrize("n_rows, expected", [(1000, 64), (40000, 500), (80000, 512)])
 def test_flow_auto_batch_size_follows_the_rows(n_rows, expected):
     rng = np.random.RandomState(0)
     X = rng.standard_normal((n_rows, 2))

@@ -15,8 +15,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skivae import IdentifiabilityWarning, IdentifiableVAE
-from skivae.datasets import make_continuous_aux_sources, make_nonstationary_sources
 from skivae._defaults import epochs
+from skivae.datasets import make_continuous_aux_sources, make_nonstationary_sources
 from skivae.metrics import mean_corr_coef
 
 FAST = dict(max_iter=3, hidden_layer_sizes=(16,), random_state=0)
@@ -495,7 +495,6 @@ def test_init_auto_resolves_and_sets_the_training_settings(segment_data):
     binary = (X > np.median(X, axis=0)).astype(float)
     bern = IdentifiableVAE(likelihood="bernoulli", max_iter=2, **kw).fit(binary, u)
     assert bern.init_ == "random" and bern.n_iter_ == 2
-
 
 
 @pytest.mark.parametrize(

@@ -109,9 +109,7 @@ def test_short_flow_uses_the_estimators_codes_when_a_category_is_absent():
 
 
 def test_short_flow_standardises_continuous_u_on_its_rows():
-    X, u, _ = make_continuous_aux_sources(
-        800, 2, n_aux=2, n_layers=1, random_state=0
-    )
+    X, u, _ = make_continuous_aux_sources(800, 2, n_aux=2, n_layers=1, random_state=0)
     aux, U = _encoded(u, continuous=True)
     flow = fit_short_flow(X[:400], U[:400], aux, seed=0, max_iter=2, **FLOW)
     np.testing.assert_allclose(flow.u.mean(0), 0, atol=1e-12)
@@ -204,9 +202,17 @@ def test_fit_to_latents_moves_the_ivae_onto_the_given_latents(angle):
     Z = ((S - S.mean(0)) / S.std(0)) @ np.array([[c, -s], [s, c]])
     module = _ivae(2, 2, aux)
     fit_to_latents(
-        module, Xt, Ut, torch.as_tensor(Z, dtype=torch.float32), seed=0,
-        epochs=20, steps=(200, 2000), batch_size=256, learning_rate=1e-3,
-        prior_learning_rate=1e-2, log_var=-4.0,
+        module,
+        Xt,
+        Ut,
+        torch.as_tensor(Z, dtype=torch.float32),
+        seed=0,
+        epochs=20,
+        steps=(200, 2000),
+        batch_size=256,
+        learning_rate=1e-3,
+        prior_learning_rate=1e-2,
+        log_var=-4.0,
     )
     assert not module.training
     with torch.inference_mode():
@@ -239,13 +245,20 @@ def test_flow_feature_net_is_a_map_of_x_itself():
     Xt, Ut = _tensors(X, U)
     net = flow_feature_net(Xt, Ut, aux, seed=0, depth=2, bins=8, bound=5.0, **FLOW)
     flow = fit_short_flow(
-        Xt.numpy().astype(np.float64), U, aux, seed=0, depth=2, bins=8, bound=5.0,
+        Xt.numpy().astype(np.float64),
+        U,
+        aux,
+        seed=0,
+        depth=2,
+        bins=8,
+        bound=5.0,
         **FLOW,
     )
     with torch.inference_mode():
         H = net(Xt).double().numpy()
-    np.testing.assert_allclose(H, flow.raw_outputs(Xt.numpy().astype(np.float64)),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        H, flow.raw_outputs(Xt.numpy().astype(np.float64)), atol=1e-4
+    )
 
 
 # ------------------------------------------------------- through the estimators
@@ -274,9 +287,14 @@ def test_contrastive_features_start_as_the_short_flow(segment_data, method):
     seed = int(np.random.RandomState(0).randint(np.iinfo(np.int32).max))
     aux = est.aux_encoder_
     flow = fit_short_flow(
-        est._scale_x(X), aux.transform(u, len(u)), aux, seed=seed,
-        hidden_layer_sizes=est.hidden_layer_sizes, activation=est.activation,
-        prior=est.prior, device=torch.device("cpu"),
+        est._scale_x(X),
+        aux.transform(u, len(u)),
+        aux,
+        seed=seed,
+        hidden_layer_sizes=est.hidden_layer_sizes,
+        activation=est.activation,
+        prior=est.prior,
+        device=torch.device("cpu"),
     )
     corr = np.abs(np.corrcoef(est.transform(X).T, flow.Z.T)[:2, 2:])
     assert np.all(np.diag(corr) > 0.9999)

@@ -55,23 +55,38 @@ def _configs():
             IdentifiableVAE(early_stopping=True, n_init=2, random_state=0),
             sq,
         ),
-        ("ivae bernoulli", IdentifiableVAE(3, likelihood="bernoulli", **small,
-                                           random_state=0), binary),
+        (
+            "ivae bernoulli",
+            IdentifiableVAE(3, likelihood="bernoulli", **small, random_state=0),
+            binary,
+        ),
         ("vae (no u)", IdentifiableVAE(**small, random_state=0), (sq[0], None, sq[2])),
         ("flow default", NonlinearICA(random_state=0), sq),
         ("flow early stopping", NonlinearICA(early_stopping=True, random_state=0), sq),
-        ("flow continuous u", NonlinearICA(**small, random_state=0),
-         make_continuous_aux_sources(1200, 3, n_aux=2, n_layers=2, random_state=4)),
+        (
+            "flow continuous u",
+            NonlinearICA(**small, random_state=0),
+            make_continuous_aux_sources(1200, 3, n_aux=2, n_layers=2, random_state=4),
+        ),
         ("nica ivae", NonlinearICA(method="ivae", random_state=0), sq),
-        ("nica ivae undercomplete", NonlinearICA(3, method="ivae", random_state=0),
-         under),
+        (
+            "nica ivae undercomplete",
+            NonlinearICA(3, method="ivae", random_state=0),
+            under,
+        ),
         ("tcl flow features", NonlinearICA(method="tcl", **small, random_state=0), sq),
-        ("tcl random start", NonlinearICA(method="tcl", init="random", **small,
-                                          random_state=0), sq),
+        (
+            "tcl random start",
+            NonlinearICA(method="tcl", init="random", **small, random_state=0),
+            sq,
+        ),
         ("tcl mlp", NonlinearICA(3, method="tcl", **small, random_state=0), under),
         ("gcl flow features", NonlinearICA(method="gcl", **small, random_state=0), sq),
-        ("gcl mlp continuous", NonlinearICA(3, method="gcl", **small, random_state=0),
-         cont),
+        (
+            "gcl mlp continuous",
+            NonlinearICA(3, method="gcl", **small, random_state=0),
+            cont,
+        ),
     ]
 
 
@@ -80,7 +95,7 @@ def main():
 
     warnings.simplefilter("ignore")
     t_all = time.perf_counter()
-    for name, est, (X, u, S) in _configs():
+    for name, est, (X, u, _) in _configs():
         t0 = time.perf_counter()
         est.fit(X, u)
         Z = est.transform(X)

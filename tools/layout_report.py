@@ -203,9 +203,7 @@ def main(argv=None):
     base_methods = set()
     for node in trees["skivae._base"].body:
         if isinstance(node, ast.ClassDef) and node.name == "_BaseLatentEstimator":
-            base_methods = {
-                b.name for b in node.body if isinstance(b, ast.FunctionDef)
-            }
+            base_methods = {b.name for b in node.body if isinstance(b, ast.FunctionDef)}
     hooks = {
         n
         for n in base_methods
@@ -223,7 +221,10 @@ def main(argv=None):
             "_check_params",
         }
     }
-    for name, cls in (("skivae._ivae", "IdentifiableVAE"), ("skivae._nica", "NonlinearICA")):
+    for name, cls in (
+        ("skivae._ivae", "IdentifiableVAE"),
+        ("skivae._nica", "NonlinearICA"),
+    ):
         for node in trees[name].body:
             if isinstance(node, ast.ClassDef) and node.name == cls:
                 own = {b.name for b in node.body if isinstance(b, ast.FunctionDef)}

@@ -239,7 +239,9 @@ def fit_to_latents(
     n_steps = min(hi, max(lo, -(-epochs * n // batch)))
     rows = torch.randint(0, n, (n_steps, batch), generator=gen).to(X.device)
     for idx in rows:
-        loss = model.latent_regression_loss(X[idx], _index(U, idx), Z[idx], **loss_kwargs)
+        loss = model.latent_regression_loss(
+            X[idx], _index(U, idx), Z[idx], **loss_kwargs
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.mean().backward()
         optimizer.step()
