@@ -196,9 +196,9 @@ def test_grid_search_with_routed_mcc_scorer(sim):
 class _ThreadProbeVAE(IdentifiableVAE):
     """Records torch's thread count while the model is built inside ``fit``."""
 
-    def _build_module(self, n_features, seed):
+    def _build_module(self, n_features, seed, **kwargs):
         self.threads_in_fit_ = torch.get_num_threads()
-        return super()._build_module(n_features, seed)
+        return super()._build_module(n_features, seed, **kwargs)
 
 
 def _threads_scorer(estimator, X, y=None):

@@ -585,23 +585,26 @@ def test_gcl_recovers_source_magnitudes():
     assert _magnitude_mcc(S, Z0) < 0.7
 
 
-def test_gcl_recovers_mean_modulated_sources_with_sign():
+@pytest.mark.parametrize("seed", [0, 3])
+def test_gcl_recovers_mean_modulated_sources_with_sign(seed):
     """With u-dependent means GCL recovers s itself (strong MCC).
 
-    Measured with data seeds 0-5: 0.996, 0.996, 0.970, 0.650, 0.995, 0.579
-    (two seeds stop in a poor optimum); untrained on seed 0: 0.58.
+    Measured with data seeds 0-5, one restart: 0.996, 0.996, 0.970, 0.650,
+    0.995, 0.579; with three restarts (``n_init=3``, the best GCL score
+    kept): 0.996, 0.997, 0.970, 0.995, 0.996, 0.576. Seed 3 is the draw
+    where a single restart stops in a poor optimum, so the test fails if the
+    restarts are not ranked by the score; seed 5 stays at 0.58 with five
+    restarts too (a hard mixing draw, not tested).
     """
-    X, u, S = _mean_modulated_sources(20, 300, 2, random_state=0)
+    X, u, S = _mean_modulated_sources(20, 300, 2, random_state=seed)
+    kw = dict(method="gcl", features="mlp", random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        Z = NonlinearICA(
-            method="gcl", features="mlp", max_iter=20, random_state=0
-        ).fit_transform(X, u)
-        Z0 = NonlinearICA(
-            method="gcl", features="mlp", max_iter=1, random_state=0
-        ).fit_transform(X, u)
-    assert mean_corr_coef(S, Z) >= 0.9
-    assert mean_corr_coef(S, Z0) < 0.7
+        Z = NonlinearICA(max_iter=20, n_init=3, **kw).fit_transform(X, u)
+        Z0 = NonlinearICA(max_iter=1, **kw).fit_transform(X, u)
+    mcc = mean_corr_coef(S, Z)
+    assert mcc >= 0.9
+    assert mcc > mean_corr_coef(S, Z0) + 0.2  # untrained: 0.58 (seed 0), 0.75 (3)
 
 
 def test_gcl_recovers_source_magnitudes_with_continuous_u():
