@@ -73,13 +73,9 @@ class _BaseLatentEstimator(
     BaseEstimator,
     metaclass=ABCMeta,
 ):
-    """Base class: do not use directly.
-
-    A subclass's ``__init__`` takes ``n_components`` and its own parameters,
-    stores those and passes ``**shared`` on to this ``__init__``; its
-    signature (what ``get_params`` and ``clone`` see) is completed with the
-    shared parameters when the class is created.
-    """
+    """Base class: do not use directly. A subclass's ``__init__`` stores its
+    own parameters and passes ``**shared`` on; its signature (what
+    ``get_params`` sees) gets the shared ones when the class is created."""
 
     _parameter_constraints: dict = dict(_SHARED_CONSTRAINTS)
 
@@ -247,12 +243,7 @@ class _BaseLatentEstimator(
     _settings_attrs = ("init_",)
 
     def _check_params(self, n_features):
-        for h in self.hidden_layer_sizes:
-            if not isinstance(h, numbers.Integral) or isinstance(h, bool) or h < 1:
-                raise ValueError(
-                    "hidden_layer_sizes must be a tuple of positive integers, got "
-                    f"{self.hidden_layer_sizes!r}."
-                )
+        _check_hidden(self.hidden_layer_sizes)
         if self.n_components is not None and self.n_components > n_features:
             raise ValueError(
                 f"n_components={self.n_components} must be <= n_features={n_features}: "
@@ -262,13 +253,13 @@ class _BaseLatentEstimator(
 
     def _fit_aux(self, u, n_samples, rng):
         """Fit ``aux_encoder_`` on ``u``; returns the encoded training ``u``."""
+        self.aux_encoder_ = None if u is None else _AuxEncoder(self._aux_u_type())
         if u is None:
-            self.aux_encoder_ = None
             return None
-        self.aux_encoder_ = _AuxEncoder(self._aux_u_type())
         U = self.aux_encoder_.fit(u, n_samples, rng)
         self._check_aux()
-        self.aux_encoder_.warn_if_too_few(self._n_statistics() * self.n_components_ + 1)
+        needed = self._n_statistics() * self.n_components_ + 1
+        self.aux_encoder_.warn_if_too_few(needed)
         return U
 
     def _batch_size(self, settings, n_train):
@@ -319,7 +310,7 @@ class _BaseLatentEstimator(
                 errors.append(exc)
                 scores.append(np.nan)
                 continue
-            final = mean_score_loss(module, *self._monitored(data))
+            final = mean_score_loss(module, *_monitored(data))
             if not np.isfinite(final):
                 errors.append(DivergenceError(f"final loss is {final}"))
             elif best is None or final < best[0]:
@@ -334,12 +325,6 @@ class _BaseLatentEstimator(
             )
         self.restart_scores_ = np.asarray(scores, dtype=np.float64)
         return best[1:]
-
-    @staticmethod
-    def _monitored(data):
-        """The rows that rank restarts: the validation split, else training."""
-        X, U, X_val, U_val = data
-        return (X, U) if X_val is None else (X_val, U_val)
 
     def _train_one(
         self,
@@ -400,7 +385,7 @@ class _BaseLatentEstimator(
             )
         except DivergenceError:
             return None
-        scores = _restart_scores(module, *self._monitored(data))
+        scores = _restart_scores(module, *_monitored(data))
         if not np.isfinite(scores).any():
             return None
         self.restart_scores_ = scores
@@ -472,3 +457,18 @@ def _restart_scores(module, X, U):
         ).mean(1)
     scores = ll.cpu().numpy().astype(np.float64)
     return np.where(np.isfinite(scores), scores, np.nan)
+
+
+def _monitored(data):
+    """The rows that rank restarts: the validation split, else training."""
+    X, U, X_val, U_val = data
+    return (X, U) if X_val is None else (X_val, U_val)
+
+
+def _check_hidden(hidden_layer_sizes):
+    for h in hidden_layer_sizes:
+        if not isinstance(h, numbers.Integral) or isinstance(h, bool) or h < 1:
+            raise ValueError(
+                "hidden_layer_sizes must be a tuple of positive integers, got "
+                f"{hidden_layer_sizes!r}."
+            )
