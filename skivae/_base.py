@@ -8,8 +8,8 @@ warnings) and batched inference. An estimator fills its hooks:
   (every ``"auto"`` resolved by :mod:`skivae._defaults`);
 - ``_build_module``: its :class:`~skivae._core.base.LatentModel`, built
   with :mod:`skivae._builders` and, when asked, started by :mod:`skivae._start`;
-- ``_n_statistics``, and optionally ``_aux_u_type``, ``_check_aux``,
-  ``_fit_x_scaling`` and ``_after_fit``.
+- ``_n_statistics``, and optionally ``_accepts_missing``, ``_aux_u_type``,
+  ``_check_aux``, ``_fit_x_scaling`` and ``_after_fit``.
 """
 
 import contextlib
@@ -157,6 +157,11 @@ class _BaseLatentEstimator(
     def _n_statistics(self):
         """Number k of sufficient statistics per component modulated by u."""
 
+    def _accepts_missing(self):
+        """Whether ``fit`` and ``transform`` take missing cells (NaN) in X
+        (see :mod:`skivae._missing`)."""
+        return False
+
     def _aux_u_type(self):
         """The ``u_type`` the auxiliary encoder uses."""
         return self.u_type
@@ -212,7 +217,9 @@ class _BaseLatentEstimator(
         the fitted state is restored before the ValueError."""
         state = _warm.restoring_on_error(self) if warm else contextlib.nullcontext()
         with state:
-            X = _warm.validate_fit_X(self, X, reset=not warm)
+            X, has_missing = _warm.validate_fit_X(self, X, reset=not warm)
+            if not warm:
+                self.masked_ = has_missing
             n_samples, n_features = X.shape
             self._check_params(n_features)
             self.n_components_ = self.n_components or n_features
@@ -412,6 +419,7 @@ class _BaseLatentEstimator(
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.target_tags.required = self._u_required
+        tags.input_tags.allow_nan = self._accepts_missing()
         return tags
 
 

@@ -76,9 +76,11 @@ def make_ivae(
     n_importance,
     n_importance_train,
     score_seed,
+    masked=False,
 ):
     """An :class:`~skivae._core.elbo.IVAEModule` (``decoder_var="learn"``:
-    learned per-feature variances)."""
+    learned per-feature variances; ``masked``: trained on data with missing
+    cells, its encoder reads the mask)."""
     hidden = hidden_sizes(hidden_layer_sizes)
     conditional_prior = make_prior(
         n_components, prior, aux, hidden_layer_sizes=hidden, activation=activation
@@ -99,6 +101,7 @@ def make_ivae(
         n_importance_train=n_importance_train,
         aux_support=support,
         aux_log_weights=log_weights,
+        masked=masked,
     )
 
 

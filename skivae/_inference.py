@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from sklearn.utils import check_array, check_random_state
 
-from skivae._compat import check_is_fitted, validate_data
+from skivae._compat import check_is_fitted
 from skivae._core._torch_utils import (
     device_available,
     to_numpy,
@@ -20,6 +20,7 @@ from skivae._core._torch_utils import (
     torch_seed,
     torch_threads,
 )
+from skivae._missing import validate_X
 
 
 def as_tensor(A, device, dtype=torch.float32):
@@ -73,9 +74,12 @@ def apply_batched(
 
 
 def standardise(A):
-    """``(mean, scale)`` per column of ``A``; a constant column gets scale 1."""
-    mean = A.mean(axis=0)
-    scale = A.std(axis=0)
+    """``(mean, scale)`` per column of ``A`` over its observed (non-NaN)
+    cells; a constant column gets scale 1."""
+    if np.isnan(A).any():
+        mean, scale = np.nanmean(A, axis=0), np.nanstd(A, axis=0)
+    else:
+        mean, scale = A.mean(axis=0), A.std(axis=0)
     scale[scale == 0] = 1.0
     return mean, scale
 
@@ -114,13 +118,17 @@ class _InferenceMixin:
     def _unscale_x(self, X):
         return X * self._x_scale + self._x_mean
 
-    def _log_jacobian(self):
-        """log |det| of the map from the original X to the standardised one."""
-        return -float(np.sum(np.log(self._x_scale)))
+    def _log_jacobian(self, X=None):
+        """log |det| of the map from the original X to the standardised one;
+        given ``X`` with missing cells, per row over its observed cells."""
+        log_scale = np.log(self._x_scale)
+        if X is not None and np.isnan(X).any():
+            return -(~np.isnan(X) * log_scale).sum(axis=1)
+        return -float(np.sum(log_scale))
 
     def _validate_X(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return validate_X(self, X, reset=False, fit=False)[0]
 
     def _encode_aux(self, u, n_samples):
         """Encode ``u`` for a fitted model (score, sample); None stays None."""
@@ -160,7 +168,7 @@ class _InferenceMixin:
         scores = self._batched(lambda m, xb, ub: m.score_samples(xb, ub), Xp, U)
         scores = scores.astype(np.float64)
         if self.module_.log_density:
-            scores = scores + self._log_jacobian()
+            scores = scores + self._log_jacobian(X)
         return scores
 
     def _inverse(self, Z):

@@ -37,11 +37,18 @@ class IdentifiableVAE(_BaseLatentEstimator):
         ``"gaussian_var"`` only the variance (k = 1), ``"laplace"`` only the
         scale (k = 1).
 
-    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
-        Decoder p(x|z). ``"bernoulli"`` is for binary (0/1) data.
+    likelihood : {"gaussian", "laplace", "bernoulli"}, default="gaussian"
+        Decoder p(x|z). ``"laplace"`` has heavy tails: a cell far from the
+        decoder's mean costs its distance rather than its squared distance,
+        so outlying cells and heavy-tailed noise pull the model less (see
+        the user guide's section on robust likelihoods). ``"bernoulli"`` is
+        for binary (0/1) data.
+
+        .. versionchanged:: 0.5
+           Added ``"laplace"``.
 
     decoder_var : float or "learn", default=0.01
-        Observation-noise variance of the Gaussian decoder, on the
+        Observation-noise variance of the Gaussian or Laplace decoder, on the
         standardised scale of ``X`` (each feature has unit variance). Small
         values suit (nearly) noiseless data; ``"learn"`` estimates one
         variance per feature.
@@ -178,7 +185,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
     _parameter_constraints: dict = {
         **_BaseLatentEstimator._parameter_constraints,
         "prior": [StrOptions(set(PRIORS))],
-        "likelihood": [StrOptions({"gaussian", "bernoulli"})],
+        "likelihood": [StrOptions({"gaussian", "laplace", "bernoulli"})],
         "decoder_var": [
             Interval(Real, 0, None, closed="neither"),
             StrOptions({"learn"}),
@@ -228,6 +235,9 @@ class IdentifiableVAE(_BaseLatentEstimator):
         )
 
     # ------------------------------------------------------------------ hooks
+    def _accepts_missing(self):
+        return True
+
     def _n_statistics(self):
         return N_STATISTICS[self.prior]
 
@@ -267,6 +277,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
             n_importance=self.n_importance,
             n_importance_train=self.n_importance_train,
             score_seed=seed,
+            masked=getattr(self, "masked_", False),
         )
         if init_data is not None:
             start_ivae(

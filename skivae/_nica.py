@@ -153,8 +153,10 @@ class NonlinearICA(_BaseLatentEstimator):
 
     max_iter : int or "auto", default="auto"
         Maximum number of epochs. ``"auto"`` is a budget of optimiser steps:
-        20 epochs for the flow and for the iVAE started from the flow, 40
-        otherwise (see ``init``), on data large enough for the ``"auto"``
+        20 epochs for the flow on up to 5 features, growing in proportion to
+        the number of features up to 40 epochs at 10 or more, 20 for the
+        iVAE started from the flow and 40 otherwise (see ``init``), on data
+        large enough for the ``"auto"``
         batch size to give 80 (the flow) or 100 steps per epoch, and as many
         epochs as give the same number of steps on smaller data. Its
         learning rate decays to 1% at the end, so reaching it raises no
@@ -163,6 +165,9 @@ class NonlinearICA(_BaseLatentEstimator):
 
         .. versionchanged:: 0.4
            ``"auto"`` counts steps, not epochs, on small data.
+
+        .. versionchanged:: 0.5
+           The flow's budget grows with the number of features beyond 5.
 
     batch_size : int or "auto", default="auto"
         Mini-batch size; ``"auto"`` is ``min(512, max(64, n_samples //
@@ -291,6 +296,9 @@ class NonlinearICA(_BaseLatentEstimator):
     #: fitted attributes that the settings decide (kept by a warm start)
     _settings_attrs = ("init_", "features_")
 
+    def _accepts_missing(self):
+        return self.method == "ivae"
+
     def _resolve_settings(self, n_features, u_type, fitted=None):
         return D.nica_settings(
             self, n_features=n_features, u_type=u_type, fitted=fitted
@@ -363,6 +371,7 @@ class NonlinearICA(_BaseLatentEstimator):
                 n_importance=D.N_IMPORTANCE,
                 n_importance_train=D.N_IMPORTANCE_TRAIN,
                 score_seed=seed,
+                masked=getattr(self, "masked_", False),
                 **net,
             )
             if init_data is not None:

@@ -9,8 +9,8 @@ import contextlib
 import numpy as np
 import torch
 
-from skivae._compat import validate_data
 from skivae._core._torch_utils import torch_seed
+from skivae._missing import validate_X
 
 #: buffers that may differ in shape between fits (the iVAE's scoring draws,
 #: redrawn when ``n_importance`` changed)
@@ -31,12 +31,12 @@ def restoring_on_error(est):
 
 
 def validate_fit_X(est, X, reset):
-    """``validate_data`` of a fit's ``X``; with ``reset=False`` (a warm
-    start) ``X`` must have the fitted features."""
+    """``(X, has_missing)``: a fit's ``X`` validated (missing cells only where
+    the estimator takes them, see :mod:`skivae._missing`); with
+    ``reset=False`` (a warm start) ``X`` must have the fitted features, and
+    missing cells need a model fitted with them."""
     try:
-        return validate_data(
-            est, X, dtype=[np.float64, np.float32], ensure_min_samples=2, reset=reset
-        )
+        X, has_missing = validate_X(est, X, reset=reset, fit=True)
     except ValueError as exc:
         if reset or "features" not in str(exc):
             raise
@@ -44,6 +44,13 @@ def validate_fit_X(est, X, reset):
             f"{exc} warm_start=True continues the fitted model, which needs "
             "the same features; set warm_start=False to fit a new model."
         ) from exc
+    if has_missing and not reset and not getattr(est, "masked_", False):
+        raise ValueError(
+            "X contains NaN (missing cells), but warm_start=True continues a "
+            "model fitted on complete X, whose encoder does not read missing "
+            "cells; set warm_start=False to fit a new model on these data."
+        )
+    return X, has_missing
 
 
 def warm_aux(enc, u, n_samples):

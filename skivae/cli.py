@@ -334,10 +334,25 @@ def _fit_inputs(args):
     _check_columns(df, aux, "--u")
     _check_columns(df, ignored, "--id")
     X = _observations(df, [c for c in df.columns if c not in aux + ignored])
+    _check_empty_cells(X, args.method)
     u = None
     if args.method != "vae":
         u = df[aux[0]].to_numpy() if len(aux) == 1 else df[aux].to_numpy(float)
     return X, u, aux
+
+
+def _check_empty_cells(X, method):
+    """Empty cells: the iVAE trains on the observed ones, the others need
+    complete rows (one line naming the remedy)."""
+    empty = X.isna().to_numpy()
+    if method in ("ivae", "vae") or not empty.any():
+        return
+    raise _UserError(
+        f"the data have {int(empty.sum())} empty cell(s) in "
+        f"{int(empty.any(axis=1).sum())} row(s), but --method {method} needs "
+        "complete rows: use --method ivae (it trains on the observed cells) "
+        "or fill the empty cells first"
+    )
 
 
 def _estimator(args):

@@ -474,3 +474,53 @@ def test_console_script_pipes_with_a_bare_model_name(table, tmp_path):
     out = skivae("sample", "--model", "m", "-n", "3", "--u", "s1", "--output", "-")
     assert list(pd.read_csv(io.StringIO(out)).columns) == ["alpha", "beta", "t"]
     assert len(out.splitlines()) == 4  # header and three rows, nothing else
+
+
+# ------------------------------------------------------------------ empty cells
+def test_empty_cells_through_the_installed_command(tmp_path):
+    # A CSV with empty cells: the iVAE fits on the observed cells and
+    # transforms partial rows; the flow refuses with one line naming the
+    # remedy. Runs the installed ``skivae`` command (``python -m skivae``
+    # where the script is not on PATH), so a traceback or a message lost
+    # between the estimator and the terminal fails it.
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    pd = pytest.importorskip("pandas")
+    from skivae.datasets import make_nonstationary_sources
+
+    X, u, _ = make_nonstationary_sources(
+        6, 40, 2, n_features=3, n_layers=1, random_state=0
+    )
+    X[np.random.RandomState(0).rand(*X.shape) < 0.15] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 0.0
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    df["seg"] = u
+    df.to_csv(tmp_path / "gaps.csv", index=False)
+    assert ",," in (tmp_path / "gaps.csv").read_text()  # really empty cells
+    script = shutil.which("skivae")
+    command = [script] if script else [sys.executable, "-m", "skivae"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def skivae(*argv):
+        return subprocess.run(
+            [*command, *argv], cwd=tmp_path, capture_output=True, text=True,
+            env=env, check=False,
+        )  # fmt: skip
+
+    done = skivae("fit", "gaps.csv", "--u", "seg", "--max-iter", "2", "--quiet",
+                  "--model", "m")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    done = skivae("transform", "gaps.csv", "--model", "m", "--output", "-")
+    assert done.returncode == 0, done.stderr
+    Z = pd.read_csv(__import__("io").StringIO(done.stdout))
+    assert Z.shape == (len(df), 3) and np.isfinite(Z.to_numpy()).all()
+    done = skivae("fit", "gaps.csv", "--u", "seg", "--method", "flow", "--quiet",
+                  "--model", "f")  # fmt: skip
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("skivae: error: the data have")
+    assert "--method ivae" in line and "empty cell" in line

@@ -51,6 +51,27 @@ def test_flow_is_the_default_and_auto_settings_resolve_per_method(data):
     assert rand.training_settings_["max_iter"] == 572
 
 
+@pytest.mark.parametrize(
+    "n_features, expected", [(2, 20), (5, 20), (8, 32), (10, 40), (20, 40)]
+)
+def test_flow_auto_budget_grows_with_the_dimension(n_features, expected):
+    from skivae._defaults import nica_settings
+
+    flow = nica_settings(NonlinearICA(), n_features=n_features, u_type="categorical")
+    assert flow.max_iter == expected and flow.auto_max_iter
+    # an int max_iter, and the other methods, are not scaled
+    fixed = nica_settings(
+        NonlinearICA(max_iter=7), n_features=n_features, u_type="categorical"
+    )
+    assert fixed.max_iter == 7
+    tcl = nica_settings(
+        NonlinearICA(method="tcl", init="random"),
+        n_features=n_features,
+        u_type="categorical",
+    )
+    assert tcl.max_iter == 40
+
+
 @pytest.mark.parametrize("n_rows, expected", [(1000, 64), (40000, 500), (80000, 512)])
 def test_flow_auto_batch_size_follows_the_rows(n_rows, expected):
     rng = np.random.RandomState(0)

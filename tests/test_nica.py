@@ -390,12 +390,13 @@ def test_gcl_score_is_minus_a_logistic_loss(segment_data):
 
 
 # ------------------------------------------------------------------ bad input
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "ivae"])
 def test_nan_in_X_raises(segment_data, method):
+    # method="ivae" trains on the observed cells (tests/test_missing.py)
     X, u, _ = segment_data
     X = X.copy()
     X[0, 0] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match="NaN.*method='ivae'"):
         _fit(X, u, method=method)
 
 

@@ -219,6 +219,7 @@ def main(argv=None):
             "_fit_x_scaling",
             "_after_fit",
             "_check_params",
+            "_accepts_missing",
         }
     }
     for name, cls in (

@@ -10,7 +10,8 @@ from skivae._core.base import LatentModel
 from skivae._core.nets import GaussianHead, gaussian_sample, make_mlp, marginal_variance
 
 _LOG_2PI = math.log(2 * math.pi)
-LIKELIHOODS = ("gaussian", "bernoulli")
+_LOG_2 = math.log(2.0)
+LIKELIHOODS = ("gaussian", "laplace", "bernoulli")
 
 
 class IVAEModule(LatentModel):
@@ -27,10 +28,14 @@ class IVAEModule(LatentModel):
     prior : ConditionalPrior
     hidden_layer_sizes : tuple of int
     activation : str
-    likelihood : {"gaussian", "bernoulli"}
+    likelihood : {"gaussian", "laplace", "bernoulli"}
+        Decoder family. ``"laplace"`` has heavier tails than the Gaussian:
+        its log-density falls linearly in ``|x - mean|``, so an outlying cell
+        costs its distance, not its squared distance.
     decoder_var : float or None
-        Fixed observation-noise variance of the Gaussian decoder; ``None``
-        learns one variance per feature (bounded below by ``min_decoder_var``).
+        Fixed observation-noise variance of the Gaussian or Laplace decoder
+        (the Laplace scale is ``sqrt(var / 2)``); ``None`` learns one
+        variance per feature (bounded below by ``min_decoder_var``).
     min_decoder_var : float
     full_cov : bool
         Full-covariance (Cholesky) posterior instead of a diagonal one.
@@ -53,6 +58,13 @@ class IVAEModule(LatentModel):
     aux_support, aux_log_weights : Tensor or None
         Training values of ``u`` and their log-weights: the marginal prior
         used by :meth:`score_samples` when ``u`` is ``None``.
+    masked : bool
+        Whether ``x`` may hold missing cells (NaN). The decoder's
+        log-likelihood then sums over the observed cells only, and the
+        encoder reads the observed values (missing ones set to 0, the mean of
+        standardised data) beside the 0/1 mask of the missing cells, so it
+        can tell "missing" from "at the mean" and widen its posterior when a
+        row carries less information. With ``masked=False`` a NaN propagates.
     """
 
     log_density = True
@@ -76,6 +88,7 @@ class IVAEModule(LatentModel):
         n_importance_train=1,
         aux_support=None,
         aux_log_weights=None,
+        masked=False,
     ):
         super().__init__()
         if likelihood not in LIKELIHOODS:
@@ -85,8 +98,13 @@ class IVAEModule(LatentModel):
         self.n_features = n_features
         self.n_components = n_components
         self.likelihood = likelihood
+        self.masked = bool(masked)
         self.encoder = GaussianHead(
-            n_features, hidden_layer_sizes, n_components, activation, full_cov=full_cov
+            n_features * (2 if self.masked else 1),
+            hidden_layer_sizes,
+            n_components,
+            activation,
+            full_cov=full_cov,
         )
         self.decoder = make_mlp(
             n_components, tuple(reversed(hidden_layer_sizes)), n_features, activation
@@ -137,7 +155,13 @@ class IVAEModule(LatentModel):
 
     # -- pieces -----------------------------------------------------------------
     def encode(self, x):
-        """``(mean, logvar, lower)`` of q(z|x) (see :class:`GaussianHead`)."""
+        """``(mean, logvar, lower)`` of q(z|x) (see :class:`GaussianHead`).
+
+        A masked model's encoder reads ``[x with NaN set to 0, mask]``.
+        """
+        if self.masked:
+            missing = torch.isnan(x)
+            x = torch.cat([x.masked_fill(missing, 0.0), missing.to(x.dtype)], dim=-1)
         return self.encoder(x)
 
     def decode(self, z):
@@ -156,21 +180,39 @@ class IVAEModule(LatentModel):
         return self.raw_log_var
 
     def log_likelihood(self, x, z):
-        """log p(x|z), summed over features."""
+        """log p(x|z), summed over the features (the observed ones when the
+        model is masked: a missing cell adds 0 and passes no gradient)."""
         out = self.decoder(z)
+        missing = None
+        if self.masked:
+            missing = torch.isnan(x)
+            # Fill before the arithmetic: a NaN behind a mask still poisons
+            # the gradient of the branch that is not selected.
+            x = x.masked_fill(missing, 0.0)
         if self.likelihood == "bernoulli":
             x = x.expand_as(out)
-            return -F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1)
-        log_var = self.decoder_log_var()
-        return -0.5 * (_LOG_2PI + log_var + (x - out) ** 2 * torch.exp(-log_var)).sum(
-            -1
-        )
+            ll = -F.binary_cross_entropy_with_logits(out, x, reduction="none")
+        elif self.likelihood == "laplace":
+            # scale b with variance 2 b^2 = var: log b = (log var - log 2) / 2
+            log_b = 0.5 * (self.decoder_log_var() - _LOG_2)
+            ll = -(_LOG_2 + log_b + (x - out).abs() * torch.exp(-log_b))
+        else:
+            log_var = self.decoder_log_var()
+            ll = -0.5 * (_LOG_2PI + log_var + (x - out) ** 2 * torch.exp(-log_var))
+        if missing is not None:
+            ll = ll.masked_fill(missing, 0.0)
+        return ll.sum(-1)
 
     def sample_x(self, z):
         """Draw x ~ p(x|z)."""
         mean = self.decode(z)
         if self.likelihood == "bernoulli":
             return torch.bernoulli(mean)
+        if self.likelihood == "laplace":
+            # inverse CDF of a Laplace law of scale b = sqrt(var / 2)
+            b = torch.exp(0.5 * (self.decoder_log_var() - _LOG_2))
+            v = torch.rand_like(mean) - 0.5
+            return mean - b * torch.sign(v) * torch.log1p(-2 * v.abs())
         return mean + torch.exp(0.5 * self.decoder_log_var()) * torch.randn_like(mean)
 
     # -- the LatentModel interface -----------------------------------------------
@@ -190,7 +232,7 @@ class IVAEModule(LatentModel):
         k = self.n_importance_train
         if k == 1:
             return -self.elbo(x, u)
-        mean, logvar, lower = self.encoder(x)
+        mean, logvar, lower = self.encode(x)
         eps = torch.randn((k,) + mean.shape, dtype=mean.dtype, device=mean.device)
         lw = self._log_weights(x, u, mean, logvar, lower, eps)
         return math.log(k) - torch.logsumexp(lw, dim=0)
@@ -210,7 +252,7 @@ class IVAEModule(LatentModel):
 
     def features(self, x):
         """Posterior mean E[z|x]."""
-        return self.encoder(x)[0]
+        return self.encode(x)[0]
 
     def sample(self, u, n_samples):
         """Draw ``(x, z)``: z ~ p(z|u), then x ~ p(x|z) (torch's global RNG).
@@ -231,9 +273,12 @@ class IVAEModule(LatentModel):
         decoder's mean onto ``x`` from ``z``, and the prior maximises
         ``log p(z|u)``: see :func:`~skivae._core.training.fit_to_latents`.
         """
-        mean, logvar, _ = self.encoder(x)
+        mean, logvar, _ = self.encode(x)
         loss = ((mean - z) ** 2).sum(-1) + ((logvar - log_var) ** 2).mean(-1)
-        loss = loss + ((self.decode(z) - x) ** 2).sum(-1)
+        residual = self.decode(z) - x
+        if self.masked:
+            residual = residual.masked_fill(torch.isnan(x), 0.0)
+        loss = loss + (residual**2).sum(-1)
         loc, log_s2 = self.prior.params(u, z)
         return loss - self.prior.log_prob(z, loc, log_s2)
 
@@ -258,7 +303,7 @@ class IVAEModule(LatentModel):
         of each row depend on that row only; by default each row gets one
         fresh draw.
         """
-        mean, logvar, lower = self.encoder(x)
+        mean, logvar, lower = self.encode(x)
         z, eps = self._draw(mean, logvar, lower, eps)
         rec = self.log_likelihood(x, z)
         if eps is not None:
@@ -277,7 +322,7 @@ class IVAEModule(LatentModel):
         has no closed form here, so the draws ``eps`` of shape ``(K, n)``,
         shared by every row, estimate it.
         """
-        mean, logvar, lower = self.encoder(x)
+        mean, logvar, lower = self.encode(x)
         return self._log_weights(x, None, mean, logvar, lower, eps).mean(0)
 
     def log_prior(self, z, u):
@@ -311,7 +356,7 @@ class IVAEModule(LatentModel):
         shared by every row). Their mean over ``k`` estimates the ELBO, their
         log-mean-exp is :meth:`importance_bound`.
         """
-        mean, logvar, lower = self.encoder(x)
+        mean, logvar, lower = self.encode(x)
         return torch.cat(
             [
                 self._log_weights(x, u, mean, logvar, lower, e)
