@@ -34,6 +34,7 @@ from skivae import _warm
 from skivae._aux import _AuxEncoder, resolve_u_type
 from skivae._compat import Interval, StrOptions
 from skivae._core._torch_utils import resolve_device, torch_seed, torch_threads
+from skivae._core.missing import gaussian_stats
 from skivae._core.nets import ACTIVATIONS
 from skivae._core.training import DivergenceError, mean_score_loss, train
 from skivae._defaults import auto_batch_size, epochs
@@ -190,9 +191,12 @@ class _BaseLatentEstimator(
             Xp = self._scale_x(X)
             data = _training_tensors(Xp, U, split, self.device_)
             init_data = data[:2] if start is None and self._flow_start() else None
-            module, hist, seed = self._train_restarts(
-                data, seeds, settings, start, init_data
-            )
+            try:
+                module, hist, seed = self._train_restarts(
+                    data, seeds, settings, start, init_data
+                )
+            finally:  # the modules hold it now; it is no fitted state
+                vars(self).pop("_fill_stats", None)
             self._keep(module, hist, extend=warm)
             self._after_fit(Xp, seed)
         # max_iter="auto" is a schedule of steps whose learning rate decays to
@@ -244,6 +248,10 @@ class _BaseLatentEstimator(
             else:
                 U, start = self._fit_aux(y, n_samples, rng), None
                 self._fit_x_scaling(X)
+                # the masked iVAE's Gaussian model of X (see IVAEModule.set_fill)
+                self._fill_stats = None
+                if has_missing:
+                    self._fill_stats = gaussian_stats(torch.as_tensor(self._scale_x(X)))
         return np.asarray(X, dtype=np.float64), U, split, seeds, settings, start
 
     #: fitted attributes that the settings decide (kept by a warm start)

@@ -279,6 +279,9 @@ class IdentifiableVAE(_BaseLatentEstimator):
             score_seed=seed,
             masked=getattr(self, "masked_", False),
         )
+        fill = getattr(self, "_fill_stats", None)
+        if module.masked and fill is not None:
+            module.set_fill(*fill)
         if init_data is not None:
             start_ivae(
                 module,

@@ -374,6 +374,9 @@ class NonlinearICA(_BaseLatentEstimator):
                 masked=getattr(self, "masked_", False),
                 **net,
             )
+            fill = getattr(self, "_fill_stats", None)
+            if module.masked and fill is not None:
+                module.set_fill(*fill)
             if init_data is not None:
                 start_ivae(
                     module,

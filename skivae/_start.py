@@ -268,13 +268,14 @@ def start_ivae(module, X, U, aux, n_components, *, seed, **flow):
     given ``u`` (:func:`~skivae._core.training.fit_to_latents`). If the flow
     diverges the module is left as it is, with a warning.
 
-    Missing cells (NaN, a masked module) are set to 0, the standardised mean,
-    for the flow, which needs complete rows; the regression then counts the
-    observed cells only.
+    Missing cells (NaN, a masked module) are filled for the flow, which needs
+    complete rows, by their conditional means under the module's Gaussian
+    model of ``X`` (:meth:`~skivae._core.elbo.IVAEModule.fill_missing`); the
+    regression then counts the observed cells only.
     """
     try:
         Z = flow_sources(
-            X.masked_fill(torch.isnan(X), 0.0), U, aux, n_components, seed=seed, **flow
+            module.fill_missing(X), U, aux, n_components, seed=seed, **flow
         )
     except FloatingPointError as exc:
         warn_start_diverged(exc, "this restart starts", stacklevel=6)

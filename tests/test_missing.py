@@ -12,6 +12,7 @@ from sklearn.pipeline import make_pipeline
 
 from skivae import IdentifiableVAE, NonlinearICA, load
 from skivae._builders import make_ivae
+from skivae._core.missing import conditional_fill, gaussian_stats
 from skivae.datasets import make_nonstationary_sources
 
 FAST = dict(max_iter=3, hidden_layer_sizes=(16,), random_state=0)
@@ -129,6 +130,46 @@ def test_encoder_reads_the_mask():
     assert masked.encoder.net[0].in_features == 10
 
 
+def test_conditional_fill_is_the_gaussian_conditional_mean():
+    rng = np.random.RandomState(0)
+    A = rng.randn(4, 4)
+    cov, mean = A @ A.T + np.eye(4), rng.randn(4)
+    X = rng.randn(6, 4)
+    X[0, [1, 3]] = X[1, [1, 3]] = X[2, 0] = np.nan  # rows 3-5 complete
+    filled, _ = conditional_fill(
+        torch.as_tensor(X), torch.as_tensor(mean), torch.as_tensor(np.linalg.inv(cov))
+    )
+    filled = filled.numpy()
+    for row in range(6):
+        m = np.isnan(X[row])
+        o = ~m
+        expect = X[row].copy()
+        # E[x_m | x_o] = mean_m + cov_mo cov_oo^-1 (x_o - mean_o)
+        expect[m] = mean[m] + cov[np.ix_(m, o)] @ np.linalg.solve(
+            cov[np.ix_(o, o)], X[row, o] - mean[o]
+        )
+        assert_allclose(filled[row], expect, rtol=1e-10)
+    # with the identity precision, missing cells get the mean
+    plain, _ = conditional_fill(
+        torch.as_tensor(X), torch.as_tensor(mean), torch.eye(4, dtype=torch.float64)
+    )
+    assert_allclose(plain.numpy(), np.where(np.isnan(X), mean, X))
+
+
+def test_gaussian_stats_recover_the_covariance_under_missing_cells():
+    rng = np.random.RandomState(0)
+    A = rng.randn(3, 3)
+    cov = A @ A.T + 0.5 * np.eye(3)
+    X = rng.multivariate_normal([1.0, -2.0, 0.5], cov, size=20000)
+    Xm, _ = _remove_cells(X, 0.3)
+    mean, prec = gaussian_stats(torch.as_tensor(Xm))
+    assert_allclose(mean.numpy(), [1.0, -2.0, 0.5], atol=0.05)
+    assert_allclose(np.linalg.inv(prec.numpy()), cov, atol=0.1 * np.abs(cov).max())
+    # filling with the observed means and their covariance alone shrinks it
+    naive = np.cov(np.where(np.isnan(Xm), np.nanmean(Xm, axis=0), Xm).T)
+    assert np.abs(naive - cov).max() > 0.2 * np.abs(cov).max()
+
+
 # ---------------------------------------------------------------- estimators
 def test_masked_fit_transform_score_and_imputation(wide_data):
     X, u, _ = wide_data
@@ -137,6 +178,10 @@ def test_masked_fit_transform_score_and_imputation(wide_data):
         2, max_iter=10, hidden_layer_sizes=(32, 32), random_state=0
     ).fit(Xm, u)
     assert est.masked_ and est.__sklearn_tags__().input_tags.allow_nan
+    # the encoder fills missing cells from a Gaussian fitted to the training X
+    mean, prec = gaussian_stats(torch.as_tensor(est._scale_x(Xm)))
+    assert_allclose(est.module_.fill_prec.double().numpy(), prec.numpy(), rtol=1e-5)
+    assert_allclose(est.module_.fill_mean.double().numpy(), mean.numpy(), atol=1e-6)
     # standardisation over the observed cells
     assert_allclose(est._x_mean, np.nanmean(Xm, axis=0))
     Z = est.transform(Xm)
@@ -177,6 +222,10 @@ def test_nonlinear_ica_ivae_takes_missing_cells(segment_data):
     Xm, _ = _remove_cells(X, 0.1)
     est = NonlinearICA(method="ivae", **FAST).fit(Xm, u)
     assert est.masked_ and est.__sklearn_tags__().input_tags.allow_nan
+    # the encoder fills missing cells from a Gaussian fitted to the training X
+    mean, prec = gaussian_stats(torch.as_tensor(est._scale_x(Xm)))
+    assert_allclose(est.module_.fill_prec.double().numpy(), prec.numpy(), rtol=1e-5)
+    assert_allclose(est.module_.fill_mean.double().numpy(), mean.numpy(), atol=1e-6)
     assert np.isfinite(est.transform(Xm)).all()
 
 

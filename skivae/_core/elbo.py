@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from skivae._core.base import LatentModel
+from skivae._core.missing import conditional_fill
 from skivae._core.nets import GaussianHead, gaussian_sample, make_mlp, marginal_variance
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -61,10 +62,14 @@ class IVAEModule(LatentModel):
     masked : bool
         Whether ``x`` may hold missing cells (NaN). The decoder's
         log-likelihood then sums over the observed cells only, and the
-        encoder reads the observed values (missing ones set to 0, the mean of
-        standardised data) beside the 0/1 mask of the missing cells, so it
-        can tell "missing" from "at the mean" and widen its posterior when a
-        row carries less information. With ``masked=False`` a NaN propagates.
+        encoder reads the row with each missing cell filled by its
+        conditional mean given the observed ones under a Gaussian model of
+        ``x`` (buffers ``fill_mean`` and ``fill_prec``, set by
+        :meth:`set_fill`; until then 0 and the identity: filling with 0, the
+        mean of standardised data), beside the 0/1 mask of the missing cells,
+        so it can tell an observed value from a guess and widen its posterior
+        when a row carries less information. With ``masked=False`` a NaN
+        propagates.
     """
 
     log_density = True
@@ -131,6 +136,26 @@ class IVAEModule(LatentModel):
             )
         self.n_importance_train = n_importance_train
         self._register_aux_support(aux_support, aux_log_weights)
+        if self.masked:
+            self.register_buffer("fill_mean", torch.zeros(n_features))
+            self.register_buffer("fill_prec", torch.eye(n_features))
+
+    def set_fill(self, mean, prec):
+        """Set the Gaussian model (mean and precision matrix of ``x``) whose
+        conditional means fill a masked model's missing cells for the
+        encoder (see :func:`~skivae._core.missing.gaussian_stats`)."""
+        self.fill_mean.copy_(torch.as_tensor(mean))
+        self.fill_prec.copy_(torch.as_tensor(prec))
+
+    def fill_missing(self, x):
+        """``x`` with its missing cells (NaN) filled by their conditional
+        means given the observed cells (``x`` itself when the model is not
+        masked)."""
+        if not self.masked:
+            return x
+        mean = self.fill_mean.to(x.dtype)
+        prec = self.fill_prec.to(x.dtype)
+        return conditional_fill(x, mean, prec)[0]
 
     def set_n_importance(self, n_importance, seed):
         """Score with ``n_importance`` fixed draws seeded by ``seed``.
@@ -157,11 +182,12 @@ class IVAEModule(LatentModel):
     def encode(self, x):
         """``(mean, logvar, lower)`` of q(z|x) (see :class:`GaussianHead`).
 
-        A masked model's encoder reads ``[x with NaN set to 0, mask]``.
+        A masked model's encoder reads ``[x with missing cells filled, mask]``
+        (:meth:`fill_missing`).
         """
         if self.masked:
             missing = torch.isnan(x)
-            x = torch.cat([x.masked_fill(missing, 0.0), missing.to(x.dtype)], dim=-1)
+            x = torch.cat([self.fill_missing(x), missing.to(x.dtype)], dim=-1)
         return self.encoder(x)
 
     def decode(self, z):
