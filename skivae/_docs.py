@@ -133,6 +133,12 @@ n_aux_ : int
     Number of categories, or of continuous covariates, of ``u``.
 device_ : torch.device
     Device used for training.
+masked_ : bool
+    Whether the training ``X`` had missing cells (NaN). Only such a model
+    (an iVAE) transforms and scores rows with missing cells; see
+    :ref:`missing`.
+
+    .. versionadded:: 0.5
 n_features_in_ : int
     Number of features seen during :meth:`fit`.
 feature_names_in_ : ndarray of shape (`n_features_in_`,)

@@ -304,7 +304,8 @@ class IdentifiableVAE(_BaseLatentEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Observations.
+            Observations. Empty cells (NaN) are allowed: the model then trains
+            on each row's observed cells (see :ref:`missing`).
         y : array-like of shape (n_samples,) or (n_samples, n_aux), default=None
             The auxiliary variable ``u``: labels (segments, classes) or
             continuous covariates (see ``u_type``). It is scikit-learn's ``y``
@@ -334,6 +335,8 @@ class IdentifiableVAE(_BaseLatentEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Observations. NaN marks a missing cell if the model was fitted on
+            data with missing cells (``masked_``).
 
         Returns
         -------
@@ -367,6 +370,8 @@ class IdentifiableVAE(_BaseLatentEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Observations; NaN as in :meth:`transform` (the bound then counts
+            each row's observed cells).
         y : array-like, default=None
             The auxiliary variable ``u``. ``None`` bounds the marginal
             log p(x) under the training distribution of ``u``.
@@ -387,6 +392,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Observations (NaN as in :meth:`score_samples`).
         y : array-like, default=None
             The auxiliary variable ``u`` (see :meth:`score_samples`).
 

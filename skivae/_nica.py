@@ -454,7 +454,9 @@ class NonlinearICA(_BaseLatentEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Observations.
+            Observations. Empty cells (NaN) are allowed with ``method="ivae"``
+            only, which trains on each row's observed cells (see
+            :ref:`missing`); the other methods need complete rows.
         y : array-like of shape (n_samples,) or (n_samples, n_aux)
             The auxiliary variable ``u`` (required): segment labels or
             continuous covariates. It is scikit-learn's ``y`` positionally.
@@ -481,6 +483,8 @@ class NonlinearICA(_BaseLatentEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Observations. NaN marks a missing cell if the model was fitted on
+            data with missing cells (``masked_``).
 
         Returns
         -------
@@ -536,6 +540,7 @@ class NonlinearICA(_BaseLatentEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Observations (NaN as in :meth:`transform`).
         y : array-like
             The auxiliary variable ``u`` (required for TCL and GCL).
 
@@ -560,6 +565,7 @@ class NonlinearICA(_BaseLatentEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Observations (NaN as in :meth:`transform`).
         y : array-like, default=None
             The auxiliary variable ``u`` (required for TCL and GCL).
 
