@@ -15,7 +15,10 @@ on a quiet machine.
 - ``transform``: rows per second of ``transform`` of both fitted models on
   ``--transform-rows`` rows (5 features), median of 3 passes.
 - ``rows``: fit seconds and peak memory of both defaults against the number
-  of rows (``--rows``, 40 segments each), MCC on the training rows.
+  of rows (``--rows``, 40 segments each; data seeds ``--seeds``, model seed
+  0), MCC on the training rows. ``--max-steps-factor 1000`` lifts the
+  ``max_iter="auto"`` cap on the steps (the behaviour before 0.5) for a
+  comparison.
 
 Prints the tables and writes ``<out>/<tag>.txt`` and ``<tag>.csv``.
 
@@ -44,28 +47,36 @@ def _make(model, seed):
     return IdentifiableVAE(random_state=seed)
 
 
-def fit_one(model, n_rows, seed, transform_rows=0):
+def fit_one(
+    model, n_rows, data_seed, model_seed, transform_rows=0, max_steps_factor=None
+):
     import time
     import warnings
 
     import numpy as np
+
+    import skivae._defaults as D
+
+    if max_steps_factor is not None:  # the "auto" step cap, for comparisons
+        D.AUTO_MAX_STEPS_FACTOR = max_steps_factor
 
     from skivae.datasets import make_nonstationary_sources
     from skivae.metrics import mean_corr_coef
 
     warnings.simplefilter("ignore")
     X, u, S = make_nonstationary_sources(
-        40, n_rows // 40, 5, n_layers=3, random_state=1
+        40, n_rows // 40, 5, n_layers=3, random_state=data_seed
     )
     t0 = time.perf_counter()
-    est = _make(model, seed).fit(X, u)
+    est = _make(model, model_seed).fit(X, u)
     seconds = time.perf_counter() - t0
     settings = est.training_settings_
     steps = settings["max_iter"] * -(-len(X) // settings["batch_size"])
     out = dict(
         model=model,
         n_rows=len(X),
-        seed=seed,
+        data_seed=data_seed,
+        model_seed=model_seed,
         mcc=mean_corr_coef(S, est.transform(X)),
         seconds=seconds,
         steps=steps,
@@ -95,6 +106,13 @@ def main(argv=None):
     p.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     p.add_argument("--transform-rows", type=int, default=1_000_000)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--max-steps-factor",
+        type=int,
+        default=None,
+        help="override skivae._defaults.AUTO_MAX_STEPS_FACTOR (e.g. 1000: no cap)",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[1], help="part rows")
     p.add_argument("--tag", default="speed")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = p.parse_args(argv)
@@ -110,18 +128,28 @@ def main(argv=None):
                     dict(
                         model=model,
                         n_rows=40_000,
-                        seed=seed,
+                        data_seed=1,
+                        model_seed=seed,
                         transform_rows=args.transform_rows if first else 0,
                     )
                 )
     if "rows" in parts:
         jobs += [
-            dict(model=m, n_rows=n, seed=0) for m in args.models for n in args.rows
+            dict(
+                model=m,
+                n_rows=n,
+                data_seed=s,
+                model_seed=0,
+                max_steps_factor=args.max_steps_factor,
+            )
+            for m in args.models
+            for n in args.rows
+            for s in args.seeds
         ]
     rows = []
     columns = [
-        "model", "n_rows", "seed", "mcc", "seconds", "peak_mb", "steps",
-        "ms_per_step", "batch_size", "epochs",
+        "model", "n_rows", "data_seed", "model_seed", "mcc", "seconds",
+        "peak_mb", "steps", "ms_per_step", "batch_size", "epochs",
     ]  # fmt: skip
     for res in run_isolated(fit_one, jobs, n_jobs=1, threads=args.threads):
         rows.append(res)

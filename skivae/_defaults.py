@@ -26,6 +26,11 @@ BATCH_MIN, BATCH_MAX, BATCH_ROWS_PER_STEP = 32, 256, 100
 #: unchanged (results/families_v030.txt), while a table of 178 rows gets the same
 #: training as a large one instead of 120 steps
 AUTO_STEPS_PER_EPOCH = {"default": BATCH_ROWS_PER_STEP, "flow": 80}
+#: ... and at most AUTO_MAX_STEPS_FACTOR times that budget on large data, in
+#: whole epochs: above about 100 000 rows (the flow: 164 000) the work stops
+#: growing with the rows, and a million rows get a few epochs instead of 20
+#: (results/speed_rows.txt)
+AUTO_MAX_STEPS_FACTOR = 4
 
 # ------------------------------------------------------------ the flow (NICA)
 #: max_iter, learning_rate_init and n_init of method="flow": flow_tuning.txt
@@ -123,12 +128,14 @@ class Settings:
 
 def epochs(max_iter, rule, n_train, batch_size, auto=True):
     """Epochs a fit runs: ``max_iter``, or with ``auto``, at least as many as
-    give ``max_iter * AUTO_STEPS_PER_EPOCH[rule]`` optimiser steps."""
+    give ``max_iter * AUTO_STEPS_PER_EPOCH[rule]`` optimiser steps and no more
+    than give ``AUTO_MAX_STEPS_FACTOR`` times that (at least one epoch)."""
     if not auto:
         return max_iter
     per_epoch = -(-n_train // max(1, min(batch_size, n_train)))
     steps = max_iter * AUTO_STEPS_PER_EPOCH[rule]
-    return max(max_iter, -(-steps // per_epoch))
+    most = max(1, -(-AUTO_MAX_STEPS_FACTOR * steps // per_epoch))
+    return min(most, max(max_iter, -(-steps // per_epoch)))
 
 
 def auto_batch_size(rule, n_train):

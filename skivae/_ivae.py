@@ -132,12 +132,18 @@ class IdentifiableVAE(_BaseLatentEstimator):
         budget of optimiser steps: 20 epochs after the flow initialisation
         and 40 after a random one on data of 3 200 rows or more (about 100
         steps per epoch), and as many epochs as give the same number of
-        steps on smaller data. Its learning rate decays to 1% at the end,
-        so reaching it raises no ``ConvergenceWarning``; an int does, when
-        training stops there before the loss stops improving by ``tol``.
+        steps on smaller data. On large data it runs at most four times
+        those steps (in whole epochs, at least one): above about 100 000
+        rows the work stops growing with the rows. Its learning rate
+        decays to 1% at the end, so reaching it raises no
+        ``ConvergenceWarning``; an int does, when training stops there
+        before the loss stops improving by ``tol``.
 
         .. versionchanged:: 0.4
            ``"auto"`` counts steps, not epochs, on small data.
+
+        .. versionchanged:: 0.5
+           ``"auto"`` caps the steps on large data.
 
     learning_rate_init : float or "auto", default="auto"
         Adam's initial learning rate, decayed by a cosine schedule over

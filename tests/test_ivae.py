@@ -503,6 +503,11 @@ def test_init_auto_resolves_and_sets_the_training_settings(segment_data):
         (3000, "default", 43),  # batches of 32: 94 steps, ceil(4000 / 94)
         (5120, "flow", 40),  # the flow's batches give 80 steps per epoch
         (4000, "flow", 51),  # batches of 64: 63 steps, ceil(3200 / 63)
+        # large data: at most 4x the budget's steps, in whole epochs
+        (100_000, "default", 40),  # 391 steps per epoch: 15 640 <= 16 000
+        (200_000, "default", 21),  # 782 per epoch: ceil(16 000 / 782)
+        (1_000_000, "flow", 7),  # batches of 512: 1954 per epoch, 12 800 steps
+        (10_000_000, "flow", 1),  # one epoch is more than the cap: one epoch
     ],
 )
 def test_auto_max_iter_is_a_budget_of_steps(n_train, rule, expected):
