@@ -134,8 +134,21 @@ def epochs(max_iter, rule, n_train, batch_size, auto=True):
         return max_iter
     per_epoch = -(-n_train // max(1, min(batch_size, n_train)))
     steps = max_iter * AUTO_STEPS_PER_EPOCH[rule]
-    most = max(1, -(-AUTO_MAX_STEPS_FACTOR * steps // per_epoch))
-    return min(most, max(max_iter, -(-steps // per_epoch)))
+    return capped_epochs(
+        max(max_iter, -(-steps // per_epoch)), rule, n_train, batch_size
+    )
+
+
+def capped_epochs(n_epochs, rule, n_train, batch_size):
+    """``n_epochs``, or fewer on large data: at most as many (and at least
+    one) as give ``AUTO_MAX_STEPS_FACTOR`` times the steps of ``n_epochs``
+    epochs of ``AUTO_STEPS_PER_EPOCH[rule]`` steps. The cap of
+    :func:`epochs`, also applied to the iVAE's short flow start."""
+    per_epoch = -(-n_train // max(1, min(batch_size, n_train)))
+    most = -(
+        -AUTO_MAX_STEPS_FACTOR * n_epochs * AUTO_STEPS_PER_EPOCH[rule] // per_epoch
+    )
+    return min(n_epochs, max(1, most))
 
 
 def auto_batch_size(rule, n_train):

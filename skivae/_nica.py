@@ -156,12 +156,12 @@ class NonlinearICA(_BaseLatentEstimator):
         20 epochs for the flow on up to 5 features, growing in proportion to
         the number of features up to 40 epochs at 10 or more, 20 for the
         iVAE started from the flow and 40 otherwise (see ``init``), on data
-        large enough for the ``"auto"``
-        batch size to give 80 (the flow) or 100 steps per epoch, and as many
-        epochs as give the same number of steps on smaller data. On large
-        data it runs at most four times those steps (in whole epochs, at
-        least one): above about 100 000 rows (the flow: 164 000) the work
-        stops growing with the rows. Its learning rate decays to 1% at the end, so reaching it raises no
+        large enough for the ``"auto"`` batch size to give 80 (the flow) or
+        100 steps per epoch, and as many epochs as give the same number of
+        steps on smaller data. On large data it runs at most four times
+        those steps (in whole epochs, at least one): above about 100 000
+        rows (the flow: 164 000) the work stops growing with the rows. Its
+        learning rate decays to 1% at the end, so reaching it raises no
         ``ConvergenceWarning``; an int does, when training stops there
         before the loss stops improving by ``tol``.
 

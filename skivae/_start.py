@@ -87,7 +87,8 @@ def fit_short_flow(
     bins=D.SPLINE_BINS,
     bound=D.SPLINE_BOUND,
 ):
-    """Fit a flow (one restart, the flow's default training) to ``X``, ``U``.
+    """Fit a flow (one restart, the flow's default training) to ``X``, ``U``:
+    ``max_iter`` epochs, fewer on large data (:func:`~skivae._defaults.capped_epochs`).
 
     ``X`` is a float64 array; ``U`` the encoded ``u`` of its rows (codes, or
     continuous columns) as an array, or None; ``aux`` the encoder that read
@@ -116,12 +117,13 @@ def fit_short_flow(
             bound=bound,
             with_support=False,
         ).to(device)
+        batch_size = D.auto_batch_size("flow", X.shape[0])
         train(
             module,
             Xt,
             Ut,
-            max_iter=max_iter,
-            batch_size=D.auto_batch_size("flow", X.shape[0]),
+            max_iter=D.capped_epochs(max_iter, "flow", X.shape[0], batch_size),
+            batch_size=batch_size,
             learning_rate=D.FLOW_LR,
             generator=torch.Generator().manual_seed(seed),
         )

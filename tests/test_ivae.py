@@ -517,6 +517,34 @@ def test_auto_max_iter_is_a_budget_of_steps(n_train, rule, expected):
     assert epochs(40, rule, n_train, 1, auto=False) == 40
 
 
+def test_short_flow_start_is_capped_on_large_data_only(monkeypatch):
+    import skivae._start as start
+    from skivae._defaults import START_FLOW_EPOCHS, capped_epochs
+
+    # 10 epochs of 80 steps: the cap (3 200 steps) is 2 epochs of 1 954
+    assert capped_epochs(START_FLOW_EPOCHS, "flow", 1_000_000, 512) == 2
+    for n in (178, 12_000, 40_000, 100_000):
+        assert capped_epochs(START_FLOW_EPOCHS, "flow", n, 512) == START_FLOW_EPOCHS
+    # and the start uses it: the epochs its training loop is given
+    seen = {}
+
+    def spy(module, X, U, **kw):
+        seen.update(kw)
+        raise FloatingPointError("stop here")
+
+    monkeypatch.setattr(start, "train", spy)
+    # a cap of a quarter of the budget makes 9 000 rows "large"
+    monkeypatch.setattr(start.D, "AUTO_MAX_STEPS_FACTOR", 0.25)
+    X, u, _ = make_nonstationary_sources(10, 900, 2, random_state=0)
+    with pytest.raises(FloatingPointError):
+        start.fit_short_flow(
+            X, u, None, prior="gaussian", hidden_layer_sizes=(8,),
+            activation="leaky_relu", device=torch.device("cpu"), seed=0,
+        )  # fmt: skip
+    # 9 000 rows, batches of 112: 81 steps per epoch; 200 steps -> 3 epochs
+    assert seen["max_iter"] == 3 and seen["batch_size"] == 112
+
+
 @pytest.mark.parametrize(
     "kw, fit_u, match",
     [
