@@ -118,6 +118,21 @@ def test_inverse_transform_is_exact(fitted, data):
     assert_allclose(fitted.inverse_transform(fitted.transform(X)), X, atol=1e-9)
 
 
+def test_features_skip_the_jacobian_but_are_the_same_map(fitted, data):
+    import copy
+
+    import torch
+
+    X = data[0][:50]
+    module = copy.deepcopy(fitted.module_).double()
+    Xs = torch.as_tensor(fitted._scale_x(X))
+    # transform uses features(), which runs the stack without log-determinants
+    raw = module.unmix(Xs)[0].detach()
+    assert torch.equal(module.features(Xs), raw)
+    expected = (raw.numpy() - fitted._s_mean) / fitted._s_scale
+    assert_allclose(fitted.transform(X), expected, rtol=1e-10, atol=1e-12)
+
+
 def test_restart_with_best_likelihood_is_kept(data):
     X, u, _ = data
     est = NonlinearICA(n_init=3, **FAST).fit(X, u)

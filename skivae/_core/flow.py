@@ -266,7 +266,8 @@ class FlowModule(LatentModel):
         return self.restart_log_prob(x, u).mean(0)
 
     def features(self, x):
-        return self.unmix(x)[0]
+        """``s = g(x)`` of a single-restart flow, without the Jacobian."""
+        return self.net(x)
 
     def inverse(self, s):
         """``x = g^-1(s)``: spline inverses and linear solves, exact."""
