@@ -188,6 +188,8 @@ class FlowModule(LatentModel):
     """
 
     log_density = True
+    #: rows per batch of ``transform`` (None: by cells, see ``apply_batched``)
+    transform_batch_size = None
 
     weight = _delegate("weight")
     bias = _delegate("bias")
