@@ -105,13 +105,13 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(args.threads)
-    lines = [f"command: python {shlex.join(sys.argv)}"]
+    lines = []
 
     def out(text):
         print(text, flush=True)
         lines.append(text)
 
-    out(lines[0])
+    out(f"command: python {shlex.join(sys.argv)}")
     for what in args.what:
         profile_one(what, args.seed, args.top, out)
     os.makedirs(args.out, exist_ok=True)
