@@ -3,6 +3,8 @@
 import warnings
 
 import numpy as np
+from scipy import sparse
+from sklearn.base import clone
 from sklearn.utils import check_array
 
 _MAX_SUPPORT = 256  # rows of continuous u kept to score and sample without u
@@ -12,10 +14,13 @@ class IdentifiabilityWarning(UserWarning):
     """Warning raised when ``u`` cannot satisfy the identifiability conditions."""
 
 
-def resolve_u_type(u_type, u):
-    """How an estimator with parameter ``u_type`` reads ``u`` (None: no
-    ``u``), before fitting its encoder; warns nothing (the fit does)."""
-    return None if u is None else _AuxEncoder(u_type)._resolve_u_type(u, warn=False)
+def resolve_u_type(u_type, u, transformer=None):
+    """How an estimator with parameter ``u_type`` (and ``aux_transformer``)
+    reads ``u`` (None: no ``u``), before fitting its encoder; warns nothing
+    (the fit does)."""
+    if u is None:
+        return None
+    return _AuxEncoder(u_type, transformer)._resolve_u_type(u, warn=False)
 
 
 class _AuxEncoder:
@@ -29,10 +34,17 @@ class _AuxEncoder:
     ----------
     u_type : {"auto", "categorical", "continuous"}
         The estimator's ``u_type`` parameter.
+    transformer : scikit-learn transformer or None
+        The estimator's ``aux_transformer``: a clone of it is fitted on the
+        training ``u`` and applied to every ``u`` before the encoding above
+        (its output is then read as continuous unless ``u_type`` says
+        otherwise).
 
     Attributes
     ----------
     u_type_ : {"categorical", "continuous"}
+    transformer_ : scikit-learn transformer or None
+        The fitted clone of ``transformer``.
     classes_ : ndarray or None
         Sorted categories of a categorical ``u``.
     n_aux_ : int
@@ -47,8 +59,9 @@ class _AuxEncoder:
         distribution of ``u`` (category frequencies, or uniform over rows).
     """
 
-    def __init__(self, u_type="auto"):
+    def __init__(self, u_type="auto", transformer=None):
         self.u_type = u_type
+        self.transformer = transformer
 
     def fit(self, u, n_samples, random_state):
         """Learn how to encode ``u``; returns the encoded training values.
@@ -56,6 +69,10 @@ class _AuxEncoder:
         ``random_state`` (a ``RandomState``) draws the rows of continuous
         ``u`` kept in ``support_``.
         """
+        self.transformer_ = None
+        if self.transformer is not None:
+            self.transformer_ = clone(self.transformer)
+            u = self._apply_transformer(u, n_samples, fit=True)
         self.u_type_ = self._resolve_u_type(u)
         if self.u_type_ == "categorical":
             return self._fit_categorical(u, n_samples)
@@ -63,6 +80,8 @@ class _AuxEncoder:
 
     def transform(self, u, n_samples):
         """Encode ``u`` of ``n_samples`` rows for a fitted model (score, sample)."""
+        if getattr(self, "transformer_", None) is not None:  # (absent: files of 0.5)
+            u = self._apply_transformer(u, n_samples, fit=False)
         if self.u_type_ == "categorical":
             return self._encode_categorical(u, n_samples)
         U = _check_continuous(u, n_samples)
@@ -88,10 +107,47 @@ class _AuxEncoder:
             )
 
     # ------------------------------------------------------------------ fit
+    def _apply_transformer(self, u, n_samples, fit):
+        """``u`` through the (fitted, or fitted here) ``transformer_``, as a
+        dense 2-D array of ``n_samples`` rows."""
+        arr = u
+        if not hasattr(u, "iloc"):  # keep DataFrames (column names) as given
+            arr = np.asarray(u)
+            if arr.ndim == 1:
+                arr = arr.reshape(-1, 1)
+        if len(arr) != n_samples:
+            raise ValueError(
+                f"u has {len(arr)} rows but X has {n_samples} samples; give one "
+                "value of u per row of X."
+            )
+        name = type(self.transformer_).__name__
+        try:
+            if fit:
+                out = self.transformer_.fit_transform(arr)
+            else:
+                out = self.transformer_.transform(arr)
+        except ValueError as exc:
+            raise ValueError(
+                f"aux_transformer ({name}) could not transform u: {exc}"
+            ) from exc
+        if sparse.issparse(out):
+            out = out.toarray()
+        out = np.asarray(out)
+        if out.ndim == 1:
+            out = out.reshape(-1, 1)
+        if out.ndim != 2 or out.shape[0] != n_samples:
+            raise ValueError(
+                f"aux_transformer ({name}) returned shape {out.shape} for {n_samples} "
+                "rows of u; it must return one row per row of u."
+            )
+        return out
+
     def _resolve_u_type(self, u, warn=True):
         """How ``u`` is read: ``"categorical"`` or ``"continuous"``."""
         if self.u_type != "auto":
             return self.u_type
+        if self.transformer is not None:
+            return "continuous"  # the transformer's output: covariates
         arr = np.asarray(u)
         if arr.ndim == 2 and arr.shape[1] > 1 and arr.dtype.kind in "biuf":
             return "continuous"  # several numeric columns, e.g. one-hot codes

@@ -32,7 +32,7 @@ from sklearn.utils import check_random_state
 
 from skivae import _warm
 from skivae._aux import _AuxEncoder, resolve_u_type
-from skivae._compat import Interval, StrOptions
+from skivae._compat import HasMethods, Interval, StrOptions
 from skivae._core._torch_utils import resolve_device, torch_seed, torch_threads
 from skivae._core.missing import gaussian_stats
 from skivae._core.nets import ACTIVATIONS
@@ -50,6 +50,7 @@ _SHARED_CONSTRAINTS = {
     "hidden_layer_sizes": [tuple, list],
     "activation": [StrOptions(set(ACTIVATIONS))],
     "u_type": [StrOptions({"auto", "categorical", "continuous"})],
+    "aux_transformer": [HasMethods(["fit", "transform"]), None],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
     "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
     "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
@@ -90,6 +91,7 @@ class _BaseLatentEstimator(
         n_components=None,
         *,
         u_type="auto",
+        aux_transformer=None,
         hidden_layer_sizes=(64, 64),
         activation="leaky_relu",
         max_iter=40,
@@ -108,6 +110,7 @@ class _BaseLatentEstimator(
     ):
         self.n_components = n_components
         self.u_type = u_type
+        self.aux_transformer = aux_transformer
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.max_iter = max_iter
@@ -230,7 +233,7 @@ class _BaseLatentEstimator(
             fitted = None
             if warm:
                 fitted = {k: getattr(self, k, None) for k in self._settings_attrs}
-            u_type = resolve_u_type(self._aux_u_type(), y)
+            u_type = resolve_u_type(self._aux_u_type(), y, self.aux_transformer)
             settings = self._resolve_settings(n_features, u_type, fitted)
             if not warm:
                 vars(self).update(settings.fitted)
@@ -268,9 +271,10 @@ class _BaseLatentEstimator(
 
     def _fit_aux(self, u, n_samples, rng):
         """Fit ``aux_encoder_`` on ``u``; returns the encoded training ``u``."""
-        self.aux_encoder_ = None if u is None else _AuxEncoder(self._aux_u_type())
         if u is None:
+            self.aux_encoder_ = None
             return None
+        self.aux_encoder_ = _AuxEncoder(self._aux_u_type(), self.aux_transformer)
         U = self.aux_encoder_.fit(u, n_samples, rng)
         self._check_aux()
         needed = self._n_statistics() * self.n_components_ + 1

@@ -7,6 +7,7 @@ this file is the one place to change.
 from sklearn.base import _fit_context  # noqa: F401  (private; stable 1.6-1.9)
 from sklearn.utils import _safe_indexing  # noqa: F401  (documented helper; 1.6-1.9)
 from sklearn.utils._param_validation import (  # noqa: F401  (private; stable 1.6-1.9)
+    HasMethods,
     Interval,
     Options,
     StrOptions,

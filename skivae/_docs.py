@@ -18,6 +18,21 @@ u_type : {"auto", "categorical", "continuous"}, default="auto"
     (covariates, or one-hot codes) are continuous. A float array holding
     only whole numbers is read as continuous with a warning.
 
+aux_transformer : scikit-learn transformer or None, default=None
+    Applied to ``u`` inside the estimator: a clone is fitted on the
+    training ``u`` in :meth:`fit` and applied again wherever ``u`` is
+    given (``score``, ``score_samples``, ``sample``, ``predict_latent``),
+    so a saved model keeps it. Its output is read as continuous covariates
+    (unless ``u_type`` says otherwise). Use it to expand coordinates or
+    times into smooth bases, e.g. ``SplineTransformer(n_knots=6)`` on 2-D
+    locations, or ``SplineTransformer(extrapolation="periodic")`` on the
+    day of the year; its parameters are searchable as
+    ``aux_transformer__n_knots``. :meth:`save` stores the transformers of
+    ``sklearn.preprocessing`` and ``sklearn.kernel_approximation`` and
+    Pipelines of them (see :ref:`ordered`).
+
+    .. versionadded:: 0.6
+
 hidden_layer_sizes : tuple of int, default=(64, 64)
     Widths of the hidden layers of the network that computes the latents
     (encoder or feature extractor). The iVAE's decoder mirrors them, and

@@ -218,6 +218,37 @@ class _InferenceMixin:
         X = self._unscale_x(Xs.astype(np.float64))
         return X.astype(self._fit_dtype, copy=False), Z
 
+    def _prior_moments(self, u):
+        """Mean and standard deviation of each latent under the learned
+        prior p(z | u), for a fitted model and given ``u`` (float64)."""
+        check_is_fitted(self)
+        prior = getattr(self.module_, "prior", None)
+        if prior is None:
+            raise ValueError(
+                f"predict_latent needs a learned prior p(z|u), which "
+                f"method={getattr(self, 'method', None)!r} does not have; use "
+                "method='flow' or method='ivae'."
+            )
+        if self.aux_encoder_ is None:
+            raise ValueError(
+                f"This {type(self).__name__} was fitted without u, so its prior is "
+                "N(0, I) for every row; fit it with u to predict latents at u."
+            )
+        if u is None:
+            raise ValueError("predict_latent needs u (one row per prediction).")
+        n_samples = len(u)
+        U = self._encode_aux(u, n_samples)
+        k = self.n_components_
+        factor = np.sqrt(2.0) if prior.kind == "laplace" else 1.0  # sd of Laplace(b)
+
+        def moments(m, xb, ub):
+            like = xb.new_zeros((xb.shape[0], k))
+            loc, log_s2 = m.prior.params(ub, like)
+            return loc.expand_as(like), torch.exp(0.5 * log_s2).expand_as(like)
+
+        loc, scale = self._batched(moments, np.zeros((n_samples, 1)), U)
+        return loc.astype(np.float64), factor * scale.astype(np.float64)
+
     def get_feature_names_out(self, input_features=None):
         """Output feature names: ``prefix0``, ``prefix1``, ...
 

@@ -408,6 +408,45 @@ class IdentifiableVAE(_BaseLatentEstimator):
         """
         return float(np.mean(self.score_samples(X, y)))
 
+    def predict_latent(self, u, return_std=False):
+        """Mean of the latents under the learned prior p(z | u).
+
+        The conditional prior's location and spread at new values of ``u``:
+        new locations, future times, unseen combinations of covariates. A
+        continuous ``u`` (or ``aux_transformer``) interpolates between the
+        training values; far outside them the prediction is an
+        extrapolation of a neural network. For a categorical ``u`` only the
+        training categories are known.
+
+        Parameters
+        ----------
+        u : array-like of shape (n_samples,) or (n_samples, n_aux)
+            Values of the auxiliary variable, read like the training ``u``.
+        return_std : bool, default=False
+            Also return the prior's standard deviation of each latent.
+
+        Returns
+        -------
+        mean : ndarray of shape (n_samples, `n_components_`)
+            E[z | u], on the scale of :meth:`transform`'s posterior means.
+        std : ndarray of shape (n_samples, `n_components_`)
+            Its standard deviation (only with ``return_std=True``).
+
+        Examples
+        --------
+        >>> from skivae import IdentifiableVAE
+        >>> from skivae.datasets import make_nonstationary_sources
+        >>> X, u, S = make_nonstationary_sources(
+        ...     n_segments=5, n_per_segment=100, n_sources=2, random_state=0
+        ... )
+        >>> est = IdentifiableVAE(max_iter=2, random_state=0).fit(X, u)
+        >>> mean, std = est.predict_latent([0, 4], return_std=True)
+        >>> mean.shape, bool((std > 0).all())
+        ((2, 2), True)
+        """
+        mean, std = self._prior_moments(u)
+        return (mean, std) if return_std else mean
+
     def sample(self, n_samples=1, u=None, random_state=None):
         """Draw from the generative model: z ~ p(z|u), then x ~ p(x|z).
 

@@ -579,6 +579,54 @@ class NonlinearICA(_BaseLatentEstimator):
         X = self._validate_X(X)
         return self._score_samples(X, y)
 
+    def predict_latent(self, u, return_std=False):
+        """Mean of the sources under the learned prior p(s | u).
+
+        The conditional prior's location and spread at new values of ``u``:
+        new locations, future times, unseen combinations of covariates. A
+        continuous ``u`` (or ``aux_transformer``) interpolates between the
+        training values; far outside them the prediction is an
+        extrapolation of a neural network. For a categorical ``u`` only the
+        training categories are known.
+
+        Parameters
+        ----------
+        u : array-like of shape (n_samples,) or (n_samples, n_aux)
+            Values of the auxiliary variable, read like the training ``u``.
+        return_std : bool, default=False
+            Also return the prior's standard deviation of each latent.
+
+        Returns
+        -------
+        mean : ndarray of shape (n_samples, `n_components_`)
+            E[s | u], standardised like the output of :meth:`transform`.
+        std : ndarray of shape (n_samples, `n_components_`)
+            Its standard deviation (only with ``return_std=True``).
+
+        Raises a ValueError for ``method="tcl"`` and ``"gcl"``, which learn
+        no prior.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skivae import NonlinearICA
+        >>> from skivae.datasets import make_continuous_aux_sources
+        >>> X, u, S = make_continuous_aux_sources(
+        ...     n_samples=500, n_sources=2, random_state=0
+        ... )
+        >>> est = NonlinearICA(max_iter=2, random_state=0).fit(X, u)
+        >>> grid = np.linspace(u.min(), u.max(), 5)
+        >>> mean, std = est.predict_latent(grid, return_std=True)
+        >>> std.shape
+        (5, 2)
+        """
+        mean, std = self._prior_moments(u)
+        if getattr(self, "ica_", None) is not None:  # (TCL: no prior, raised above)
+            raise ValueError("predict_latent is not available after a linear unmixing.")
+        mean = (mean - self._s_mean) / self._s_scale
+        std = std / self._s_scale
+        return (mean, std) if return_std else mean
+
     def sample(self, n_samples=1, u=None, random_state=None):
         """Draw from the fitted generative model (``"flow"`` and ``"ivae"``).
 

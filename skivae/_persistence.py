@@ -18,7 +18,8 @@ A skivae file is a zip archive with three members:
     plain containers.
 
 Loading executes no code from the file: the JSON decoder only builds the
-types listed in :func:`_decode` (two allow-listed classes among them), the
+types listed in :func:`_decode` (allow-listed classes among them: the
+auxiliary encoder, FastICA, a few scikit-learn transformers), the
 estimator class comes from the table of public estimator classes
 (:data:`skivae._registry.ESTIMATORS`, filled as they are defined), and the
 torch model is rebuilt by the estimator's own ``_build_module`` before the
@@ -36,6 +37,9 @@ import zlib
 import numpy as np
 import sklearn
 import torch
+from scipy.interpolate import BSpline
+from sklearn import kernel_approximation, pipeline, preprocessing
+from sklearn.base import BaseEstimator
 from sklearn.decomposition import FastICA
 
 from skivae._aux import _AuxEncoder
@@ -50,9 +54,35 @@ _MANIFEST = "manifest.json"
 _STATE = "estimator.json"
 _WEIGHTS = "weights.pt"
 
+#: The scikit-learn transformers an ``aux_transformer`` may be (alone or as
+#: the steps of a Pipeline or FeatureUnion): their state is plain values,
+#: arrays and (SplineTransformer) scipy BSplines.
+_TRANSFORMER_CLASSES = {
+    cls.__name__: cls
+    for cls in (
+        preprocessing.SplineTransformer,
+        preprocessing.StandardScaler,
+        preprocessing.MinMaxScaler,
+        preprocessing.MaxAbsScaler,
+        preprocessing.RobustScaler,
+        preprocessing.PolynomialFeatures,
+        preprocessing.OneHotEncoder,
+        preprocessing.KBinsDiscretizer,
+        preprocessing.Normalizer,
+        kernel_approximation.RBFSampler,
+        kernel_approximation.Nystroem,
+        pipeline.Pipeline,
+        pipeline.FeatureUnion,
+    )
+}
+
 #: Classes other than the estimators that may appear in the fitted state,
 #: rebuilt from their constructor parameters and attribute dict.
-_OBJECT_CLASSES = {"_AuxEncoder": _AuxEncoder, "FastICA": FastICA}
+_OBJECT_CLASSES = {
+    "_AuxEncoder": _AuxEncoder,
+    "FastICA": FastICA,
+    **_TRANSFORMER_CLASSES,
+}
 
 
 # ------------------------------------------------------------------- encoding
@@ -85,14 +115,23 @@ def _encode(value, where):
     if isinstance(value, np.dtype):
         return {"dtype": _encode_dtype(value, where)}
     if isinstance(value, type) and issubclass(value, np.generic):
-        return {"dtype": _encode_dtype(np.dtype(value), where)}
+        return {"sctype": _encode_dtype(np.dtype(value), where)}  # np.float64 itself
     if isinstance(value, torch.device):
         return {"device": str(value)}
     if isinstance(value, np.random.RandomState):
         return {"random_state": _encode(value.get_state(legacy=True), where)}
+    if type(value) is BSpline:  # SplineTransformer's fitted splines
+        parts = (value.t, value.c, value.k, value.extrapolate, value.axis)
+        return {"bspline": _encode(parts, where)}
     name = type(value).__name__
     if _OBJECT_CLASSES.get(name) is type(value):
         return {"object": [name, _encode(vars(value), f"{where}.__dict__")]}
+    if isinstance(value, BaseEstimator):
+        raise TypeError(
+            f"{where} is a {name}, which the file format does not store; an "
+            f"aux_transformer may be one of {sorted(_TRANSFORMER_CLASSES)} "
+            "(pickle the estimator to keep another transformer)"
+        )
     raise TypeError(f"{where} has type {type(value).__name__}")
 
 
@@ -135,12 +174,23 @@ def _decode(value):
         return _decode_array(body)
     if tag == "dtype":
         return np.dtype(_decode_dtype(body))
+    if tag == "sctype":
+        return np.dtype(_decode_dtype(body)).type
     if tag == "device":
         return torch.device(body)
     if tag == "random_state":
         rs = np.random.RandomState()
         rs.set_state(_decode(body))
         return rs
+    if tag == "bspline":
+        t, c, k, extrapolate, axis = _decode(body)
+        if not isinstance(extrapolate, (bool, str)) or extrapolate not in (
+            True,
+            False,
+            "periodic",
+        ):
+            raise ValueError(f"unexpected B-spline extrapolation {extrapolate!r}")
+        return BSpline.construct_fast(t, c, int(k), extrapolate=extrapolate, axis=axis)
     if tag == "object":
         name, attrs = body
         if name not in _OBJECT_CLASSES:
@@ -351,7 +401,8 @@ def load(path):
     The file is checked before anything is built from it: it must be a skivae
     zip archive of a format version this skivae reads, whose members match
     their SHA-256 checksums. The JSON state is decoded into plain values,
-    numpy arrays and two allow-listed helper classes; the torch model is
+    numpy arrays and allow-listed classes (the auxiliary encoder, FastICA,
+    the scikit-learn transformers an ``aux_transformer`` may be); the torch model is
     rebuilt with the estimator's own code and receives the weights through
     ``torch.load(weights_only=True)`` and a strict ``load_state_dict``. No
     code stored in the file is executed (unlike :func:`pickle.load`).

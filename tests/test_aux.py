@@ -9,6 +9,8 @@ from skivae._aux import _AuxEncoder
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:u has .* distinct values:UserWarning"),
+    pytest.mark.filterwarnings("ignore::skivae.IdentifiabilityWarning"),
+    pytest.mark.filterwarnings("ignore:.*got u=None:UserWarning"),
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
 ]
 
@@ -125,3 +127,117 @@ def test_tcl_encoder_reads_labels():
     est.fit(X, u)
     assert est.aux_encoder_.u_type == "categorical"
     assert est.u_type_ == "categorical"
+
+
+# ------------------------------------------------------------ aux_transformer
+def _coords_data(n=600, seed=0):
+    rng = _rng(seed)
+    coords = rng.uniform(size=(n, 2))
+    log_std = np.c_[np.sin(3 * coords[:, 0]), np.cos(4 * coords[:, 1])]
+    S = rng.standard_normal((n, 2)) * np.exp(log_std)
+    X = np.c_[S[:, 0] + 0.5 * np.tanh(S[:, 1]), S[:, 1] - 0.3 * S[:, 0]]
+    return X, coords
+
+
+@pytest.mark.parametrize("Est", [IdentifiableVAE, NonlinearICA])
+def test_aux_transformer_is_fitted_on_u_and_applied_wherever_u_is_given(Est):
+    # The same model as one fitted by hand on the transformed u: a transformer
+    # skipped in fit, score or sample would break one of the equalities.
+    from sklearn.preprocessing import SplineTransformer
+
+    X, coords = _coords_data()
+    spline = SplineTransformer(n_knots=4)
+    est = Est(aux_transformer=spline, max_iter=2, random_state=0).fit(X, coords)
+    T = SplineTransformer(n_knots=4).fit_transform(coords)
+    by_hand = Est(u_type="continuous", max_iter=2, random_state=0).fit(X, T)
+    assert not hasattr(spline, "bsplines_")  # a clone was fitted, not the parameter
+    assert est.u_type_ == "continuous" and est.n_aux_ == T.shape[1]
+    assert_allclose(est.transform(X), by_hand.transform(X))
+    assert est.score(X, coords) == pytest.approx(by_hand.score(X, T))
+    Xs, _ = est.sample(u=coords[:7], random_state=3)
+    Xh, _ = by_hand.sample(u=T[:7], random_state=3)
+    assert_allclose(Xs, Xh)
+    mean, std = est.predict_latent(coords[:7], return_std=True)
+    mean_h, std_h = by_hand.predict_latent(T[:7], return_std=True)
+    assert_allclose(mean, mean_h)
+    assert_allclose(std, std_h)
+
+
+def test_aux_transformer_parameters_are_searchable():
+    from sklearn.base import clone
+    from sklearn.preprocessing import SplineTransformer
+
+    est = NonlinearICA(aux_transformer=SplineTransformer(n_knots=4))
+    assert est.get_params()["aux_transformer__n_knots"] == 4
+    est.set_params(aux_transformer__n_knots=6)
+    assert clone(est).aux_transformer.n_knots == 6
+    X, coords = _coords_data(300)
+    est.set_params(max_iter=1, random_state=0).fit(X, coords)
+    assert est.n_aux_ == SplineTransformer(n_knots=6).fit_transform(coords).shape[1]
+
+
+def test_aux_transformer_errors_name_the_transformer():
+    from sklearn.preprocessing import OneHotEncoder
+
+    X, coords = _coords_data(200)
+    labels = np.repeat(np.arange(4), 50)
+    est = IdentifiableVAE(
+        aux_transformer=OneHotEncoder(sparse_output=False), max_iter=1, random_state=0
+    ).fit(X, labels)
+    assert est.n_aux_ == 4  # one-hot codes, read as continuous covariates
+    with pytest.raises(ValueError, match=r"aux_transformer \(OneHotEncoder\)"):
+        est.score(X[:2], np.array([0, 9]))  # a category OneHotEncoder never saw
+    with pytest.raises(ValueError, match="u has 3 rows but X has 200"):
+        IdentifiableVAE(aux_transformer=OneHotEncoder(), max_iter=1).fit(X, labels[:3])
+    with pytest.raises(ValueError, match="aux_transformer"):
+        IdentifiableVAE(aux_transformer="spline").fit(X, labels)
+
+
+# -------------------------------------------------------------- predict_latent
+def test_predict_latent_reads_the_prior_of_each_category():
+    X, coords = _coords_data(400)
+    u = np.repeat(np.arange(4), 100)
+    est = IdentifiableVAE(max_iter=2, random_state=0).fit(X, u)
+    table = est.module_.prior.table.detach().double().numpy()
+    k = est.n_components_
+    mean, std = est.predict_latent(np.array([2, 0]), return_std=True)
+    assert_allclose(mean, table[[2, 0], :k], rtol=1e-6)
+    log_s2 = 7.0 * np.tanh(table[[2, 0], k:] / 7.0)
+    assert_allclose(std, np.exp(0.5 * log_s2), rtol=1e-6)
+    assert_allclose(est.predict_latent([2, 0]), mean)
+
+    lap = IdentifiableVAE(prior="laplace", max_iter=2, random_state=0).fit(X, u)
+    raw = lap.module_.prior.table.detach().double().numpy()[[1]]
+    _, std = lap.predict_latent([1], return_std=True)
+    assert_allclose(std, np.sqrt(2.0) * np.exp(0.5 * 7.0 * np.tanh(raw / 7.0)))
+
+
+def test_predict_latent_scale_matches_the_sources_per_segment(segment_data):
+    # The flow's prior scale, standardised like transform(X), against the
+    # spread of transform(X) within each segment: a missing or doubled
+    # standardisation, or a wrong scale parameterisation, moves the ratio.
+    X, u, _ = segment_data
+    est = NonlinearICA(max_iter=15, random_state=0).fit(X, u)
+    S = est.transform(X)
+    classes = np.unique(u)
+    mean, std = est.predict_latent(classes, return_std=True)
+    empirical = np.array([S[u == c].std(axis=0) for c in classes])
+    ratio = empirical / std
+    assert 0.9 < np.median(ratio) < 1.1  # 0.86 without the standardisation
+    assert (
+        np.abs(np.array([S[u == c].mean(axis=0) for c in classes]) - mean).max() < 0.2
+    )
+    assert np.corrcoef(np.log(empirical).ravel(), np.log(std).ravel())[0, 1] > 0.8
+
+
+def test_predict_latent_errors(segment_data):
+    X, u, _ = segment_data
+    tcl = NonlinearICA(method="tcl", max_iter=1, random_state=0).fit(X, u)
+    with pytest.raises(ValueError, match="method='tcl' does not have"):
+        tcl.predict_latent(u[:3])
+    vae = IdentifiableVAE(max_iter=1, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="fitted without u"):
+        vae.predict_latent(u[:3])
+    est = IdentifiableVAE(max_iter=1, random_state=0).fit(X, u)
+    with pytest.raises(ValueError, match="not seen during fit"):
+        est.predict_latent([999])

@@ -12,6 +12,14 @@ import pytest
 import torch
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.kernel_approximation import Nystroem
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    SplineTransformer,
+    StandardScaler,
+)
 
 import skivae
 from skivae import IdentifiableVAE, NonlinearICA
@@ -61,6 +69,23 @@ CASES = [
     (NonlinearICA, dict(method="tcl"), "str"),
     (NonlinearICA, dict(method="gcl"), "object"),
     (NonlinearICA, dict(method="gcl"), "continuous"),
+    # aux_transformer: SplineTransformer's fitted state holds scipy BSplines
+    (IdentifiableVAE, dict(aux_transformer=SplineTransformer(n_knots=3)), "continuous"),
+    (
+        NonlinearICA,
+        dict(
+            aux_transformer=make_pipeline(
+                StandardScaler(), SplineTransformer(n_knots=4, extrapolation="periodic")
+            )
+        ),
+        "continuous",
+    ),
+    (NonlinearICA, dict(aux_transformer=OneHotEncoder()), "str"),  # sparse output
+    (
+        NonlinearICA,
+        dict(method="ivae", aux_transformer=Nystroem(n_components=5, random_state=0)),
+        "continuous",
+    ),
 ]
 
 
@@ -83,6 +108,7 @@ def _outputs(est, X, u):
         out["sample_default_seed"] = est.sample(4)
         if u is not None:
             out["sample_u"] = est.sample(u=u[:5], random_state=4)
+            out["predict_latent"] = est.predict_latent(u[:6], return_std=True)
     if has_decoder:
         out["inverse"] = est.inverse_transform(out["transform"][:10])
     return out
@@ -273,6 +299,14 @@ def test_save_unstorable_state_raises(data, tmp_path):
     est.extra_ = object()
     with pytest.raises(ValueError, match=r"Cannot save.*state\['extra_'\]"):
         est.save(tmp_path / "m.skivae")
+
+
+def test_save_unstorable_aux_transformer_raises(data, tmp_path):
+    est = IdentifiableVAE(aux_transformer=FunctionTransformer(np.sin), **FAST)
+    est.fit(data["X"], data["continuous"])
+    with pytest.raises(ValueError, match="FunctionTransformer.*aux_transformer may be"):
+        est.save(tmp_path / "m.skivae")
+    assert not (tmp_path / "m.skivae").exists()
 
 
 def test_round_trip_of_helper_bytes(saved, tmp_path):
