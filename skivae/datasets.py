@@ -5,23 +5,38 @@ observed auxiliary variable ``u`` and mix them with a random invertible (or, in
 the undercomplete case, injective) multilayer perceptron, as in the simulations
 of Khemakhem et al. (2020) and of their official code.
 
-All functions return ``(X, u, S)``: the observations, the auxiliary variable and
-the true sources. They use only numpy, scipy and scikit-learn.
+Most functions return ``(X, u, S)``: the observations, the auxiliary variable
+and the true sources. :func:`make_time_sources` draws time series and returns
+``(X, u, S, groups)``, with ``groups`` the sequence index of each row, and
+:func:`make_spatial_sources` returns ``(X, coords, S)``, whose auxiliary
+variable is the two-dimensional location of each sample. They use only numpy,
+scipy and scikit-learn.
 """
 
 import functools
 import numbers
 
 import numpy as np
+from scipy.signal import lfilter
 from sklearn.utils import check_random_state
 
-__all__ = ["make_continuous_aux_sources", "make_nonstationary_sources"]
+__all__ = [
+    "make_continuous_aux_sources",
+    "make_nonstationary_sources",
+    "make_spatial_sources",
+    "make_time_sources",
+]
 
 _ACTIVATIONS = ("xtanh", "leaky_relu")
 _SOURCES = ("gaussian", "laplace")
 _MIXINGS = ("uniform", "orthogonal")
 _SCALE_TYPES = ("std", "var")
 _AUX_MAPS = ("fourier", "periodic", "monotone")
+_TIME_KINDS = ("segment_ar", "stationary_ar", "ar_variance")
+_SEGMENT_AR_BOUND = 0.9  # segment_ar: coefficients uniform in [-0.9, 0.9]
+_STATIONARY_AR_BOUND = 0.8  # stationary_ar, ar_variance: coefficients in [-0.8, 0.8]
+_AR_SPACING = 0.2  # their minimum spacing (shrunk for more than 8 sources)
+_INNOVATION_SCALE_RANGE = (0.5, 3.0)  # ar_variance: per-segment std multipliers
 _SLOPE = 0.1  # slope of xtanh's linear part and of the leaky ReLU
 _N_THRESHOLD_DRAWS = 5000  # matrices drawn to estimate the condition-number threshold
 _THRESHOLD_PERCENTILE = 25.0
@@ -65,17 +80,16 @@ def _check_noise(noise):
     return float(noise)
 
 
-def _check_scale_range(scale_range):
+def _check_scale_range(scale_range, name="scale_range"):
     try:
         lo, hi = (float(v) for v in scale_range)
     except (TypeError, ValueError):
         raise ValueError(
-            f"scale_range must be a pair (low, high) of numbers, got {scale_range!r}."
+            f"{name} must be a pair (low, high) of numbers, got {scale_range!r}."
         ) from None
     if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo <= hi):
         raise ValueError(
-            "scale_range must satisfy 0 < low <= high (finite), "
-            f"got {tuple(scale_range)!r}."
+            f"{name} must satisfy 0 < low <= high (finite), got {tuple(scale_range)!r}."
         )
     return lo, hi
 
@@ -603,3 +617,368 @@ def _random_smooth_log_std(
     unit = np.where(g_max > g_min, (g - g_min) / span, 0.5)
     lo, hi = np.log(std_range[0]), np.log(std_range[1])
     return lo + (hi - lo) * unit
+
+
+# --------------------------------------------------------------------------- #
+# Time series and spatial data
+# --------------------------------------------------------------------------- #
+def _spaced_coefficients(n_sources, rng, bound=_STATIONARY_AR_BOUND):
+    """Distinct AR coefficients in ``[-bound, bound]``, at least a spacing apart.
+
+    The spacing is ``min(0.2, 2 * bound / n_sources)``: 0.2 for up to 8 sources
+    with the default bound, shrunk beyond so that the draw stays random. The
+    sorted values are uniform among all such configurations (sorted uniform
+    draws on a shortened interval, the k-th shifted by ``k * spacing``), and
+    they are assigned to the components in a random order. No rejection.
+    """
+    spacing = min(_AR_SPACING, 2.0 * bound / n_sources)
+    free = 2.0 * bound - (n_sources - 1) * spacing  # > 0 by the choice of spacing
+    sorted_coefs = (
+        -bound
+        + np.sort(rng.uniform(0.0, free, size=n_sources))
+        + spacing * np.arange(n_sources)
+    )
+    return sorted_coefs[rng.permutation(n_sources)]
+
+
+def _ar_sources(noise, coefs, scales, step_segment):
+    """First-order autoregressive sources, one filter run per segment and component.
+
+    ``noise`` has shape ``(n_sequences, n_steps, n_sources)`` and unit variance;
+    ``coefs`` and ``scales`` have shape ``(n_segments, n_sources)``; step ``t``
+    uses row ``step_segment[t]``. In segment ``k`` the source follows
+    ``s_t = a s_{t-1} + m sqrt(1 - a**2) e_t`` (stationary variance ``m**2``),
+    and ``s_0 = m e_0`` starts every sequence afresh.
+    """
+    n_sequences, n_steps, n_sources = noise.shape
+    S = np.empty_like(noise)
+    S[:, 0] = scales[step_segment[0]] * noise[:, 0]
+    # Runs of consecutive steps with the same segment (steps 1, 2, ...).
+    change = np.flatnonzero(np.diff(step_segment)) + 1
+    starts = np.concatenate([[1], change[change > 1]])
+    stops = np.concatenate([starts[1:], [n_steps]])
+    for start, stop in zip(starts, stops):
+        if stop <= start:
+            continue
+        k = step_segment[start]
+        for j in range(n_sources):
+            a = coefs[k, j]
+            drive = scales[k, j] * np.sqrt(1.0 - a * a) * noise[:, start:stop, j]
+            S[:, start:stop, j], _ = lfilter(
+                [1.0], [1.0, -a], drive, axis=1, zi=a * S[:, start - 1, j : j + 1]
+            )
+    return S
+
+
+def make_time_sources(
+    n_sequences=20,
+    n_steps=1000,
+    n_sources=3,
+    *,
+    kind="segment_ar",
+    n_segments=10,
+    n_features=None,
+    n_layers=2,
+    activation="leaky_relu",
+    innovation="gaussian",
+    mixing="uniform",
+    noise=0.0,
+    random_state=None,
+):
+    """Generate autoregressive time series of sources mixed by a random MLP.
+
+    Each of the ``n_sequences`` sequences holds ``n_steps`` time steps. Every
+    source is a first-order autoregressive process, independent of the other
+    sources and of the other sequences::
+
+        s_t = a * s_{t-1} + m * sqrt(1 - a**2) * e_t,
+
+    with ``e_t`` unit-variance innovations, so that the stationary variance is
+    ``m**2`` (1 unless ``kind="ar_variance"``). What is informative about the
+    sources depends on ``kind``:
+
+    - ``"segment_ar"``: each sequence is cut into ``n_segments`` consecutive
+      segments and the coefficient ``a`` depends on the segment and the
+      component (uniform in ``[-0.9, 0.9]``), the same in every sequence;
+      ``m = 1``, so every marginal has unit variance (exactly ``N(0, 1)``
+      with Gaussian innovations) and only the temporal dependence carries
+      information about the segment index ``u``.
+    - ``"stationary_ar"``: one coefficient per component, fixed over time and
+      distinct between components; ``u`` is None. Identifiable from the
+      temporal dependence with non-Gaussian (``"laplace"``) innovations: use
+      the previous time steps as the auxiliary variable
+      (:func:`skivae.preprocessing.lagged_rows`).
+    - ``"ar_variance"``: fixed coefficients as in ``"stationary_ar"``, and the
+      innovations of segment ``k`` and component ``j`` are scaled by ``m``
+      uniform in ``[0.5, 3]``: the variance changes between segments, as in
+      :func:`make_nonstationary_sources`, on top of the temporal dependence.
+
+    The observations are ``X = f(S)`` with the random mixing MLP of
+    :func:`make_nonstationary_sources` (one square matrix reused in every
+    square layer, its ``reuse_weights=True``).
+
+    Parameters
+    ----------
+    n_sequences : int, default=20
+        Number of independent sequences.
+
+    n_steps : int, default=1000
+        Number of time steps in each sequence.
+
+    n_sources : int, default=3
+        Number of independent sources (latent dimension).
+
+    kind : {"segment_ar", "stationary_ar", "ar_variance"}, default="segment_ar"
+        How the sources depend on time (see above).
+
+    n_segments : int, default=10
+        Number of segments of each sequence (distinct values of ``u``), at
+        most ``n_steps``. Ignored when ``kind="stationary_ar"``.
+
+    n_features : int, default=None
+        Number of observed features. ``None`` means ``n_sources``. Must be
+        ``>= n_sources``.
+
+    n_layers : int, default=2
+        Number of layers of the mixing MLP. ``1`` gives a linear mixing.
+
+    activation : {"xtanh", "leaky_relu"}, default="leaky_relu"
+        Nonlinearity between layers (see :func:`make_nonstationary_sources`).
+
+    innovation : {"gaussian", "laplace"}, default="gaussian"
+        Distribution of the innovations ``e_t`` (unit variance before scaling).
+
+    mixing : {"uniform", "orthogonal"}, default="uniform"
+        How the mixing matrices are drawn (see
+        :func:`make_nonstationary_sources`).
+
+    noise : float, default=0.0
+        Standard deviation of additive Gaussian noise on ``f(S)``.
+
+    random_state : int, RandomState instance or None, default=None
+        Seed or generator for all random draws.
+
+    Returns
+    -------
+    X : ndarray of shape (n_sequences * n_steps, n_features)
+        Observations (float64).
+
+    u : ndarray of shape (n_sequences * n_steps,) or None
+        Segment index within the sequence (int64, from 0 to
+        ``n_segments - 1``), or None when ``kind="stationary_ar"``.
+
+    S : ndarray of shape (n_sequences * n_steps, n_sources)
+        True sources (float64).
+
+    groups : ndarray of shape (n_sequences * n_steps,)
+        Sequence index of each row (int64). The sequences are stacked one after
+        the other, each in time order: row ``i * n_steps + t`` is step ``t``
+        of sequence ``i``.
+
+    See Also
+    --------
+    make_nonstationary_sources : Independent samples modulated by a segment
+        index.
+    skivae.preprocessing.lagged_rows : The previous rows of each sequence, as
+        a continuous auxiliary variable.
+
+    Notes
+    -----
+    Segment ``k`` covers the steps ``t`` with
+    ``floor(t * n_segments / n_steps) == k``, so the segment lengths differ
+    by at most one when ``n_steps`` is not a multiple of ``n_segments``.
+
+    The coefficients of ``"stationary_ar"`` and ``"ar_variance"`` lie in
+    ``[-0.8, 0.8]`` and differ pairwise by at least
+    ``min(0.2, 1.6 / n_sources)``: 0.2 for up to 8 sources, less beyond (at
+    most 9 values in the interval can be 0.2 apart). They are drawn uniformly
+    among such configurations, without rejection.
+
+    The first value of every sequence is ``m * e_0``, a draw of the innovation
+    law with the stationary variance of the first segment: the stationary law
+    itself for Gaussian innovations (for Laplace innovations the stationary
+    law is not Laplace, but has the same variance). Nothing carries over from
+    one sequence to the next.
+
+    The random draws come in this order: the mixing, the coefficients (and
+    for ``"ar_variance"`` the scales), the innovations, the observation
+    noise. So the same ``random_state`` gives the same mixing whatever the
+    data's size or ``kind``.
+
+    Examples
+    --------
+    >>> from skivae.datasets import make_time_sources
+    >>> X, u, S, groups = make_time_sources(
+    ...     n_sequences=2, n_steps=6, n_sources=2, n_segments=3, random_state=0
+    ... )
+    >>> X.shape, u.shape, S.shape, groups.shape
+    ((12, 2), (12,), (12, 2), (12,))
+    >>> u
+    array([0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2])
+    >>> groups
+    array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    >>> _, u, _, _ = make_time_sources(2, 6, 2, kind="stationary_ar", random_state=0)
+    >>> u is None
+    True
+    """
+    n_sequences = _check_int(n_sequences, "n_sequences", 1)
+    n_steps = _check_int(n_steps, "n_steps", 1)
+    n_sources, n_features, n_layers, activation, _ = _check_mixing_args(
+        n_sources, n_features, n_layers, activation, True
+    )
+    kind = _check_option(kind, "kind", _TIME_KINDS)
+    n_segments = _check_int(n_segments, "n_segments", 1)
+    segmented = kind != "stationary_ar"
+    if segmented and n_segments > n_steps:
+        raise ValueError(
+            f"n_segments must be <= n_steps (every segment needs a step), got "
+            f"n_segments={n_segments} > n_steps={n_steps}."
+        )
+    innovation = _check_option(innovation, "innovation", _SOURCES)
+    mixing = _check_option(mixing, "mixing", _MIXINGS)
+    noise = _check_noise(noise)
+    rng = check_random_state(random_state)
+
+    weights = _draw_mixing_weights(n_sources, n_features, n_layers, True, rng, mixing)
+    if kind == "segment_ar":
+        coefs = rng.uniform(
+            -_SEGMENT_AR_BOUND, _SEGMENT_AR_BOUND, size=(n_segments, n_sources)
+        )
+        scales = np.ones((n_segments, n_sources))
+    else:
+        coefs = _spaced_coefficients(n_sources, rng)[np.newaxis, :]
+        if kind == "ar_variance":
+            scales = rng.uniform(*_INNOVATION_SCALE_RANGE, size=(n_segments, n_sources))
+            coefs = np.repeat(coefs, n_segments, axis=0)
+        else:
+            scales = np.ones((1, n_sources))
+    n_blocks = n_segments if segmented else 1
+    step_segment = (np.arange(n_steps, dtype=np.int64) * n_blocks) // n_steps
+
+    n_samples = n_sequences * n_steps
+    E = _unit_variance_noise(n_samples, n_sources, innovation, rng)
+    S = _ar_sources(
+        E.reshape(n_sequences, n_steps, n_sources), coefs, scales, step_segment
+    ).reshape(n_samples, n_sources)
+    X = _observe(_apply_mlp(S, weights, activation), noise, False, rng)
+    u = np.tile(step_segment, n_sequences) if segmented else None
+    groups = np.repeat(np.arange(n_sequences, dtype=np.int64), n_steps)
+    return X, u, S, groups
+
+
+def make_spatial_sources(
+    n_samples=6000,
+    n_sources=3,
+    *,
+    n_features=None,
+    n_layers=2,
+    activation="leaky_relu",
+    source="gaussian",
+    n_basis=8,
+    std_range=(0.5, 3.0),
+    mixing="uniform",
+    noise=0.0,
+    random_state=None,
+):
+    """Generate spatially modulated sources mixed by a random MLP.
+
+    The samples lie at locations ``coords`` drawn uniformly in the unit square.
+    Given its location, every source is zero-mean and independent of the
+    others, with a standard deviation that varies smoothly over space: the log
+    standard deviation of source ``i`` is a random combination of ``n_basis``
+    random Fourier features of the coordinates (half a cycle to two cycles
+    across the square: a few bumps, not white noise), rescaled so that the
+    standard deviation spans ``std_range`` over the sample. The locations are
+    the auxiliary variable: ``est.fit(X, coords)``. The observations are
+    ``X = f(S)`` with the random mixing MLP of
+    :func:`make_nonstationary_sources` (one square matrix reused in every
+    square layer, its ``reuse_weights=True``).
+
+    Parameters
+    ----------
+    n_samples : int, default=6000
+        Number of samples (locations).
+
+    n_sources : int, default=3
+        Number of independent sources (latent dimension).
+
+    n_features : int, default=None
+        Number of observed features. ``None`` means ``n_sources``. Must be
+        ``>= n_sources``.
+
+    n_layers : int, default=2
+        Number of layers of the mixing MLP. ``1`` gives a linear mixing.
+
+    activation : {"xtanh", "leaky_relu"}, default="leaky_relu"
+        Nonlinearity between layers (see :func:`make_nonstationary_sources`).
+
+    source : {"gaussian", "laplace"}, default="gaussian"
+        Conditional distribution of each source given its location (unit
+        variance before scaling).
+
+    n_basis : int, default=8
+        Number of random Fourier features in each log standard deviation:
+        more gives a more irregular field.
+
+    std_range : tuple of float, default=(0.5, 3.0)
+        Bounds ``(low, high)``, with ``0 < low <= high``, of the standard
+        deviations over the sample (the field is min-max rescaled to
+        ``[log low, log high]``).
+
+    mixing : {"uniform", "orthogonal"}, default="uniform"
+        How the mixing matrices are drawn (see
+        :func:`make_nonstationary_sources`).
+
+    noise : float, default=0.0
+        Standard deviation of additive Gaussian noise on ``f(S)``.
+
+    random_state : int, RandomState instance or None, default=None
+        Seed or generator for all random draws. The mixing is drawn first, so
+        the same seed gives the same mixing whatever ``n_samples``.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        Observations (float64).
+
+    coords : ndarray of shape (n_samples, 2)
+        Locations (float64), uniform in ``[0, 1]^2``.
+
+    S : ndarray of shape (n_samples, n_sources)
+        True sources (float64).
+
+    See Also
+    --------
+    make_continuous_aux_sources : The same kind of modulation by a continuous
+        ``u`` of any dimension.
+
+    Examples
+    --------
+    >>> from skivae.datasets import make_spatial_sources
+    >>> X, coords, S = make_spatial_sources(
+    ...     n_samples=100, n_sources=2, n_features=4, random_state=0
+    ... )
+    >>> X.shape, coords.shape, S.shape
+    ((100, 4), (100, 2), (100, 2))
+    >>> bool(coords.min() >= 0 and coords.max() <= 1)
+    True
+    """
+    n_samples = _check_int(n_samples, "n_samples", 1)
+    n_sources, n_features, n_layers, activation, _ = _check_mixing_args(
+        n_sources, n_features, n_layers, activation, True
+    )
+    source = _check_option(source, "source", _SOURCES)
+    n_basis = _check_int(n_basis, "n_basis", 1)
+    std_range = _check_scale_range(std_range, "std_range")
+    mixing = _check_option(mixing, "mixing", _MIXINGS)
+    noise = _check_noise(noise)
+    rng = check_random_state(random_state)
+
+    weights = _draw_mixing_weights(n_sources, n_features, n_layers, True, rng, mixing)
+    coords = rng.uniform(0.0, 1.0, size=(n_samples, 2))
+    log_std = _random_smooth_log_std(
+        coords, n_sources, rng, n_basis=n_basis, std_range=std_range
+    )
+    S = np.exp(log_std) * _unit_variance_noise(n_samples, n_sources, source, rng)
+    X = _observe(_apply_mlp(S, weights, activation), noise, False, rng)
+    return X, coords, S

@@ -11,9 +11,14 @@ from skivae.datasets import (
     _condition_numbers,
     _condition_threshold,
     _draw_mixing_weights,
+    _random_smooth_log_std,
+    _spaced_coefficients,
     _unit_column_matrices,
+    _unit_variance_noise,
     make_continuous_aux_sources,
     make_nonstationary_sources,
+    make_spatial_sources,
+    make_time_sources,
 )
 
 SMALL = {"n_segments": 4, "n_per_segment": 50, "n_sources": 3}
@@ -550,3 +555,407 @@ def test_continuous_monotone_map_is_monotone_in_u(n_aux):
         assert not any(
             _monotone_in_each_coordinate(u_o, log_std_o[:, i]) for i in range(3)
         )
+
+
+# --------------------------------------------------------------------------- #
+# make_time_sources
+# --------------------------------------------------------------------------- #
+TIME_SMALL = {"n_sequences": 3, "n_steps": 40, "n_sources": 2, "n_segments": 4}
+
+
+def _replay_time_draws(
+    seed,
+    n_sequences,
+    n_steps,
+    n_sources,
+    n_segments,
+    kind,
+    innovation="gaussian",
+    n_features=None,
+    n_layers=2,
+):
+    """The generator's draws, replayed in its order: mixing, coefficients
+    (and scales), innovations."""
+    rng = np.random.RandomState(seed)
+    weights = _draw_mixing_weights(
+        n_sources, n_features or n_sources, n_layers, True, rng
+    )
+    n_blocks = 1 if kind == "stationary_ar" else n_segments
+    if kind == "segment_ar":
+        coefs = rng.uniform(-0.9, 0.9, size=(n_segments, n_sources))
+    else:
+        coefs = np.repeat(_spaced_coefficients(n_sources, rng)[None], n_blocks, 0)
+    if kind == "ar_variance":
+        scales = rng.uniform(0.5, 3.0, size=(n_segments, n_sources))
+    else:
+        scales = np.ones((n_blocks, n_sources))
+    E = _unit_variance_noise(n_sequences * n_steps, n_sources, innovation, rng)
+    return weights, coefs, scales, E.reshape(n_sequences, n_steps, n_sources)
+
+
+def _reference_ar(E, coefs, scales, step_segment):
+    """The recursion written out step by step, each sequence from scratch."""
+    n_sequences, n_steps, n_sources = E.shape
+    S = np.empty_like(E)
+    for i in range(n_sequences):
+        for j in range(n_sources):
+            S[i, 0, j] = scales[step_segment[0], j] * E[i, 0, j]
+            for t in range(1, n_steps):
+                k = step_segment[t]
+                a = coefs[k, j]
+                S[i, t, j] = (
+                    a * S[i, t - 1, j] + scales[k, j] * np.sqrt(1 - a * a) * E[i, t, j]
+                )
+    return S.reshape(-1, n_sources)
+
+
+def _segment_lag1(S, u, groups, k):
+    """Lag-1 autocorrelation and variance of each component within segment k,
+    from pairs of consecutive steps of the same sequence in that segment."""
+    pair = (groups[1:] == groups[:-1]) & (u[1:] == k) & (u[:-1] == k)
+    prev, cur = S[:-1][pair], S[1:][pair]
+    corr = np.array(
+        [np.corrcoef(prev[:, j], cur[:, j])[0, 1] for j in range(S.shape[1])]
+    )
+    return corr, S[u == k].var(axis=0)
+
+
+@pytest.mark.parametrize("kind", ["segment_ar", "stationary_ar", "ar_variance"])
+@pytest.mark.parametrize("n_features", [None, 5])
+def test_time_shapes_dtypes_groups(kind, n_features):
+    X, u, S, groups = make_time_sources(
+        **TIME_SMALL, kind=kind, n_features=n_features, random_state=0
+    )
+    n = 3 * 40
+    assert X.shape == (n, n_features or 2) and X.dtype == np.float64
+    assert S.shape == (n, 2) and S.dtype == np.float64
+    assert np.all(np.isfinite(X))
+    assert groups.dtype == np.int64
+    assert_array_equal(groups, np.repeat(np.arange(3), 40))
+    if kind == "stationary_ar":
+        assert u is None
+    else:
+        assert u.dtype == np.int64 and u.shape == (n,)
+        assert_array_equal(u, np.tile(np.repeat(np.arange(4), 10), 3))
+
+
+def test_time_segments_when_steps_not_divisible():
+    _, u, _, groups = make_time_sources(
+        n_sequences=2, n_steps=10, n_sources=1, n_segments=4, random_state=0
+    )
+    for g in range(2):
+        seq = u[groups == g]
+        assert np.all(np.diff(seq) >= 0)  # consecutive segments, in order
+        lengths = np.bincount(seq, minlength=4)
+        assert lengths.sum() == 10 and set(lengths) == {2, 3}
+    # As many segments as steps: one step each; one step: a single draw.
+    _, u, _, _ = make_time_sources(2, 5, 1, n_segments=5, random_state=0)
+    assert_array_equal(u, np.tile(np.arange(5), 2))
+    X, u, S, groups = make_time_sources(4, 1, 2, n_segments=1, random_state=0)
+    assert X.shape == (4, 2) and S.shape == (4, 2)
+    assert_array_equal(u, np.zeros(4))
+    assert_array_equal(groups, np.arange(4))
+
+
+@pytest.mark.parametrize(
+    "kind, innovation",
+    [
+        ("segment_ar", "gaussian"),
+        ("stationary_ar", "laplace"),
+        ("ar_variance", "gaussian"),
+        ("ar_variance", "laplace"),
+    ],
+)
+def test_time_matches_reference_recursion(kind, innovation):
+    # 9 steps in 4 segments (lengths 3, 2, 2, 2): every sequence starts afresh
+    # from s_0 = m e_0 and follows the recursion; X is the MLP of S.
+    kw = dict(n_sequences=3, n_steps=9, n_sources=3, n_segments=4)
+    X, u, S, groups = make_time_sources(
+        **kw, kind=kind, innovation=innovation, random_state=11
+    )
+    weights, coefs, scales, E = _replay_time_draws(
+        11, **kw, kind=kind, innovation=innovation
+    )
+    n_blocks = 1 if kind == "stationary_ar" else 4
+    step_segment = (np.arange(9) * n_blocks) // 9
+    assert_allclose(S, _reference_ar(E, coefs, scales, step_segment), rtol=1e-10)
+    assert_allclose(X, _apply_mlp(S, weights, "leaky_relu"), rtol=1e-12)
+
+
+def test_time_segment_ar_autocorrelation_and_unit_variance():
+    n_segments = 4
+    X, u, S, groups = make_time_sources(
+        n_sequences=40,
+        n_steps=1000,
+        n_sources=2,
+        n_segments=n_segments,
+        random_state=0,
+    )
+    _, coefs, _, _ = _replay_time_draws(0, 40, 1000, 2, n_segments, "segment_ar")
+    assert np.abs(coefs).max() <= 0.9 and np.ptp(coefs) > 0.5
+    for k in range(n_segments):
+        corr, var = _segment_lag1(S, u, groups, k)
+        assert_allclose(corr, coefs[k], atol=0.04)
+        assert_allclose(var, 1.0, atol=0.15)  # unit variance in every segment
+    # The marginals are N(0, 1): no excess kurtosis, unit variance overall.
+    assert_allclose(S.var(axis=0), 1.0, atol=0.05)
+    assert np.all(np.abs(kurtosis(S, axis=0)) < 0.2)
+
+
+def test_time_stationary_ar_distinct_coefficients():
+    X, u, S, groups = make_time_sources(
+        n_sequences=20,
+        n_steps=2000,
+        n_sources=4,
+        kind="stationary_ar",
+        innovation="laplace",
+        random_state=1,
+    )
+    assert u is None
+    _, coefs, _, _ = _replay_time_draws(
+        1, 20, 2000, 4, 10, "stationary_ar", innovation="laplace"
+    )
+    a = coefs[0]
+    assert np.all(np.abs(a) <= 0.8)
+    assert np.diff(np.sort(a)).min() >= 0.2 - 1e-12
+    # The estimated lag-1 autocorrelations match and are distinct too.
+    same = groups[1:] == groups[:-1]
+    est = np.array(
+        [np.corrcoef(S[:-1][same, j], S[1:][same, j])[0, 1] for j in range(4)]
+    )
+    assert_allclose(est, a, atol=0.03)
+    assert np.diff(np.sort(est)).min() > 0.1
+    assert_allclose(S.var(axis=0), 1.0, atol=0.1)  # unit stationary variance
+
+
+@pytest.mark.parametrize("n_sources", [1, 2, 5, 8, 9, 12, 40])
+def test_spaced_coefficients(n_sources):
+    rng = np.random.RandomState(0)
+    spacing = min(0.2, 1.6 / n_sources)
+    draws = np.array([_spaced_coefficients(n_sources, rng) for _ in range(300)])
+    assert np.all(np.abs(draws) <= 0.8)
+    if n_sources > 1:
+        assert np.diff(np.sort(draws, axis=1), axis=1).min() >= spacing - 1e-12
+        # Random values in a random order, not a fixed grid.
+        assert len(np.unique(np.argsort(draws, axis=1), axis=0)) > 1
+    assert np.ptp(draws[:, 0]) > 0.01
+    if n_sources <= 2:  # spread over the whole interval
+        assert draws.min() < -0.7 and draws.max() > 0.7
+
+
+def test_time_ar_variance_segments_differ():
+    kw = dict(n_sequences=40, n_steps=800, n_sources=2, n_segments=8)
+    _, u, S, groups = make_time_sources(**kw, kind="ar_variance", random_state=2)
+    _, coefs, scales, _ = _replay_time_draws(2, **kw, kind="ar_variance")
+    # The stationary std of segment k is its innovation multiplier.
+    stds = np.array([S[u == k].std(axis=0) for k in range(8)])
+    assert_allclose(stds, scales, rtol=0.12)
+    assert np.all(stds.max(axis=0) / stds.min(axis=0) > 1.5)
+    # The coefficients are fixed over time, the same in every segment.
+    for k in range(8):
+        corr, _ = _segment_lag1(S, u, groups, k)
+        assert_allclose(corr, coefs[0], atol=0.05)
+
+
+def test_time_sequences_are_independent():
+    # Last step of sequence i and first step of sequence i + 1: uncorrelated,
+    # while consecutive steps within a sequence are strongly correlated.
+    X, _, S, groups = make_time_sources(
+        n_sequences=3000,
+        n_steps=4,
+        n_sources=2,
+        kind="segment_ar",
+        n_segments=1,
+        random_state=3,
+    )
+    _, coefs, _, _ = _replay_time_draws(3, 3000, 4, 2, 1, "segment_ar")
+    S = S.reshape(3000, 4, 2)
+    for j in range(2):
+        across = np.corrcoef(S[:-1, -1, j], S[1:, 0, j])[0, 1]
+        within = np.corrcoef(S[:, 2, j], S[:, 3, j])[0, 1]
+        assert abs(across) < 0.08
+        assert abs(within - coefs[0, j]) < 0.08
+    assert np.abs(coefs).max() > 0.3  # the test can tell the two apart
+
+
+def test_time_determinism_and_shared_mixing():
+    a = make_time_sources(**TIME_SMALL, random_state=3)
+    b = make_time_sources(**TIME_SMALL, random_state=3)
+    c = make_time_sources(**TIME_SMALL, random_state=4)
+    for x, y in zip(a, b):
+        assert_array_equal(x, y)
+    assert not np.allclose(a[2], c[2])
+    # The mixing is drawn first: the same for any size or kind.
+    Ws = []
+    for kind, n_steps in [
+        ("segment_ar", 40),
+        ("stationary_ar", 77),
+        ("ar_variance", 50),
+    ]:
+        X, _, S, _ = make_time_sources(
+            4, n_steps, 2, kind=kind, n_features=3, n_layers=1, random_state=5
+        )
+        Ws.append(np.linalg.lstsq(S, X, rcond=None)[0])
+    assert_allclose(Ws[0], Ws[1], atol=1e-10)
+    assert_allclose(Ws[0], Ws[2], atol=1e-10)
+
+
+def test_time_noise():
+    kw = dict(n_sequences=10, n_steps=500, n_sources=2, random_state=0)
+    X0, u0, S0, g0 = make_time_sources(**kw)
+    X1, u1, S1, g1 = make_time_sources(**kw, noise=0.3)
+    assert_array_equal(S0, S1)
+    assert_allclose((X1 - X0).std(), 0.3, rtol=0.05)
+
+
+TIME_BAD = [
+    ({"n_sequences": 0}, "n_sequences"),
+    ({"n_steps": 0}, "n_steps"),
+    ({"n_steps": 2.0}, "n_steps"),
+    ({"n_sources": 0}, "n_sources"),
+    ({"n_features": 1}, "n_features"),
+    ({"n_layers": 0}, "n_layers"),
+    ({"activation": "relu"}, "activation"),
+    ({"kind": "ar"}, "kind"),
+    ({"kind": None}, "kind"),
+    ({"n_segments": 0}, "n_segments"),
+    ({"n_segments": 41}, "n_segments"),
+    ({"innovation": "student"}, "innovation"),
+    ({"mixing": "random"}, "mixing"),
+    ({"noise": -1.0}, "noise"),
+]
+
+
+@pytest.mark.parametrize("params, name", TIME_BAD)
+def test_time_bad_arguments(params, name):
+    with pytest.raises(ValueError, match=name):
+        make_time_sources(**{**TIME_SMALL, **params})
+
+
+def test_time_stationary_ignores_n_segments():
+    # More segments than steps is fine when there are no segments.
+    X, u, S, _ = make_time_sources(
+        2, 5, 2, kind="stationary_ar", n_segments=50, random_state=0
+    )
+    assert u is None and X.shape == (10, 2)
+
+
+# --------------------------------------------------------------------------- #
+# make_spatial_sources
+# --------------------------------------------------------------------------- #
+def _replay_spatial(
+    seed,
+    n_samples,
+    n_sources,
+    n_features=None,
+    n_layers=2,
+    n_basis=8,
+    std_range=(0.5, 3.0),
+):
+    rng = np.random.RandomState(seed)
+    weights = _draw_mixing_weights(
+        n_sources, n_features or n_sources, n_layers, True, rng
+    )
+    coords = rng.uniform(size=(n_samples, 2))
+    log_std = _random_smooth_log_std(
+        coords, n_sources, rng, n_basis=n_basis, std_range=std_range
+    )
+    return weights, coords, log_std, rng
+
+
+@pytest.mark.parametrize("n_features", [None, 5])
+def test_spatial_shapes_dtypes_determinism(n_features):
+    kw = dict(n_samples=300, n_sources=3, n_features=n_features)
+    X, coords, S = make_spatial_sources(**kw, random_state=0)
+    assert X.shape == (300, n_features or 3) and X.dtype == np.float64
+    assert coords.shape == (300, 2) and coords.dtype == np.float64
+    assert S.shape == (300, 3) and S.dtype == np.float64
+    assert np.all((coords >= 0) & (coords <= 1)) and np.all(np.isfinite(X))
+    for a, b in zip((X, coords, S), make_spatial_sources(**kw, random_state=0)):
+        assert_array_equal(a, b)
+    X2, coords2, S2 = make_spatial_sources(**kw, random_state=1)
+    assert not np.allclose(coords, coords2) and not np.allclose(S, S2)
+    weights, coords_r, _, _ = _replay_spatial(0, 300, 3, n_features)
+    assert_array_equal(coords, coords_r)
+    assert_allclose(X, _apply_mlp(S, weights, "leaky_relu"), rtol=1e-12)
+
+
+@pytest.mark.parametrize("source, excess", [("gaussian", 0.0), ("laplace", 3.0)])
+def test_spatial_std_follows_smooth_field(source, excess):
+    n, std_range = 20000, (0.5, 3.0)
+    _, coords, S = make_spatial_sources(
+        n_samples=n, n_sources=3, n_layers=1, source=source, random_state=0
+    )
+    _, _, log_std, _ = _replay_spatial(0, n, 3, n_layers=1)
+    std = np.exp(log_std)
+    assert_allclose(std.min(axis=0), std_range[0])
+    assert_allclose(std.max(axis=0), std_range[1])
+    z = S / std  # the unit-variance noise
+    assert_allclose(z.std(axis=0), 1.0, atol=0.03)
+    assert_allclose(kurtosis(z, axis=0), excess, atol=0.5)
+    # The local std of S, on a 6 x 6 grid of cells, tracks the true std.
+    cell = np.minimum((coords * 6).astype(int), 5) @ [6, 1]
+    local = np.array([S[cell == c].std(axis=0) for c in range(36)])
+    true = np.array([std[cell == c].mean(axis=0) for c in range(36)])
+    for j in range(3):
+        assert np.corrcoef(local[:, j], true[:, j])[0, 1] > 0.9
+        assert true[:, j].max() / true[:, j].min() > 2  # a real modulation
+    # Smooth, not white noise: neighbours have close log-stds.
+    from scipy.spatial import cKDTree
+
+    _, nearest = cKDTree(coords).query(coords, k=2)
+    jump = np.abs(log_std - log_std[nearest[:, 1]]).mean(axis=0)
+    spread = np.abs(log_std - log_std[np.random.RandomState(0).permutation(n)])
+    assert np.all(jump < 0.05 * spread.mean(axis=0))
+
+
+def test_spatial_same_seed_same_mixing_and_options():
+    Ws = []
+    for n in (200, 900):
+        X, _, S = make_spatial_sources(
+            n_samples=n, n_sources=2, n_features=4, n_layers=1, random_state=7
+        )
+        Ws.append(np.linalg.lstsq(S, X, rcond=None)[0])
+    assert_allclose(Ws[0], Ws[1], atol=1e-10)
+    # std_range and n_basis reach the field.
+    _, _, S = make_spatial_sources(
+        n_samples=500,
+        n_sources=2,
+        n_layers=1,
+        std_range=(1.0, 1.0),
+        random_state=0,
+    )
+    _, _, S_ref = make_spatial_sources(
+        n_samples=500, n_sources=2, n_layers=1, random_state=0
+    )
+    _, _, log_std, _ = _replay_spatial(0, 500, 2, n_layers=1)
+    assert_allclose(S, S_ref / np.exp(log_std), rtol=1e-10)
+    _, _, log_std_2, rng = _replay_spatial(0, 500, 2, n_layers=1, n_basis=2)
+    _, _, S2 = make_spatial_sources(
+        n_samples=500, n_sources=2, n_layers=1, n_basis=2, random_state=0
+    )
+    assert not np.allclose(log_std, log_std_2)
+    z = _unit_variance_noise(500, 2, "gaussian", rng)
+    assert_allclose(S2, np.exp(log_std_2) * z, rtol=1e-10)
+
+
+SPATIAL_BAD = [
+    ({"n_samples": 0}, "n_samples"),
+    ({"n_sources": 0}, "n_sources"),
+    ({"n_features": 1}, "n_features"),
+    ({"n_layers": 0}, "n_layers"),
+    ({"activation": "tanh"}, "activation"),
+    ({"source": "uniform"}, "source"),
+    ({"n_basis": 0}, "n_basis"),
+    ({"std_range": (0.0, 1.0)}, "std_range"),
+    ({"std_range": (3.0, 1.0)}, "std_range"),
+    ({"std_range": 2.0}, "std_range"),
+    ({"mixing": "random"}, "mixing"),
+    ({"noise": np.inf}, "noise"),
+]
+
+
+@pytest.mark.parametrize("params, name", SPATIAL_BAD)
+def test_spatial_bad_arguments(params, name):
+    with pytest.raises(ValueError, match=name):
+        make_spatial_sources(**{"n_samples": 50, "n_sources": 2, **params})
