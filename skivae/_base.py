@@ -31,9 +31,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from skivae import _warm
-from skivae._aux import _AuxEncoder, resolve_u_type
+from skivae._aux import IdentifiabilityWarning, _AuxEncoder, resolve_u_type
+from skivae._builders import _aux_sizes, hidden_sizes
 from skivae._compat import HasMethods, Interval, StrOptions
 from skivae._core._torch_utils import resolve_device, torch_seed, torch_threads
+from skivae._core.ar import ARModel, pack_rows
 from skivae._core.missing import gaussian_stats
 from skivae._core.nets import ACTIVATIONS
 from skivae._core.training import DivergenceError, mean_score_loss, train
@@ -43,6 +45,7 @@ from skivae._inference import _InferenceMixin, as_tensor, standardise
 from skivae._persistence import _PersistenceMixin
 from skivae._progress import make_progress
 from skivae._registry import register
+from skivae.preprocessing import lagged_rows
 
 #: constraints of the shared parameters (each estimator adds its own)
 _SHARED_CONSTRAINTS = {
@@ -51,6 +54,7 @@ _SHARED_CONSTRAINTS = {
     "activation": [StrOptions(set(ACTIVATIONS))],
     "u_type": [StrOptions({"auto", "categorical", "continuous"})],
     "aux_transformer": [HasMethods(["fit", "transform"]), None],
+    "ar_order": [Interval(Integral, 0, None, closed="left")],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
     "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
     "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
@@ -92,6 +96,7 @@ class _BaseLatentEstimator(
         *,
         u_type="auto",
         aux_transformer=None,
+        ar_order=0,
         hidden_layer_sizes=(64, 64),
         activation="leaky_relu",
         max_iter=40,
@@ -111,6 +116,7 @@ class _BaseLatentEstimator(
         self.n_components = n_components
         self.u_type = u_type
         self.aux_transformer = aux_transformer
+        self.ar_order = ar_order
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.max_iter = max_iter
@@ -186,14 +192,17 @@ class _BaseLatentEstimator(
         return self.n_components_
 
     # -------------------------------------------------------------- fit loop
-    def _fit(self, X, y):
+    def _fit(self, X, y, groups=None):
         """The fit loop: prepare, train the restarts, keep the best."""
         warm = self.warm_start and hasattr(self, "module_")
         with torch_threads(self.n_threads):
             X, U, split, seeds, settings, start = self._prepare_fit(X, y, warm)
             Xp = self._scale_x(X)
-            data = _training_tensors(Xp, U, split, self.device_)
-            init_data = data[:2] if start is None and self._flow_start() else None
+            data = init_data = _training_tensors(Xp, U, split, self.device_)
+            if self.ar_order:  # rows packed with their past (see _core.ar)
+                Xk, Uk = self._pack(Xp, U, groups)
+                data = _training_tensors(Xk, Uk, split, self.device_)
+            init_data = init_data[:2] if start is None and self._flow_start() else None
             try:
                 module, hist, seed = self._train_restarts(
                     data, seeds, settings, start, init_data
@@ -213,6 +222,42 @@ class _BaseLatentEstimator(
                 stacklevel=3,
             )
         return self
+
+    def _pack(self, Xp, U, groups):
+        """Rows of standardised ``Xp`` (and encoded ``U``) packed with their
+        ``ar_order`` previous rows of the same group (see :mod:`skivae._core.ar`)."""
+        prev, _ = lagged_rows(
+            np.arange(len(Xp), dtype=np.float64)[:, None], groups, self.ar_order
+        )
+        previous = np.where(np.isnan(prev), -1, prev).astype(np.int64)
+        return pack_rows(Xp, U, previous, self.ar_order)
+
+    def _warn_gaussian_innovations(self):
+        """``u=None`` with ``ar_order > 0``: only non-Gaussian innovations
+        make the sources identifiable."""
+        if self.prior != "laplace":
+            warnings.warn(
+                f"ar_order={self.ar_order} without u and prior={self.prior!r}: "
+                "sources with Gaussian innovations are not identifiable from their "
+                "temporal dependence alone; use prior='laplace' (non-Gaussian "
+                "innovations), or pass u.",
+                IdentifiabilityWarning,
+                stacklevel=3,
+            )
+
+    def _with_memory(self, module):
+        """``module`` with an autoregressive prior when ``ar_order > 0``."""
+        if not self.ar_order:
+            return module
+        _, n_classes, n_aux = _aux_sizes(self.aux_encoder_)
+        return ARModel(
+            module,
+            self.ar_order,
+            n_classes=n_classes,
+            n_aux=n_aux,
+            hidden=hidden_sizes(self.hidden_layer_sizes)[:1],
+            activation=self.activation,
+        )
 
     def _flow_start(self):
         return getattr(self, "init_", None) == "flow"
@@ -315,7 +360,8 @@ class _BaseLatentEstimator(
             "batch_size": min(batch_size, data[0].shape[0]),
         }
         run = dict(data=data, settings=settings, batch_size=batch_size)
-        if settings.batched_restarts and start is None and len(seeds) > 1:
+        batched = settings.batched_restarts and not self.ar_order
+        if batched and start is None and len(seeds) > 1:
             kept = self._train_batched(seeds, **run)
             if kept is not None:
                 return kept
@@ -364,7 +410,7 @@ class _BaseLatentEstimator(
             module = start
             if module is None:
                 module = self._build_module(
-                    data[0].shape[1], seed, n_restarts=n_restarts, init_data=init_data
+                    self.n_features_in_, seed, n_restarts=n_restarts, init_data=init_data
                 )
             module = module.to(self.device_)
             progress = make_progress(

@@ -33,6 +33,19 @@ aux_transformer : scikit-learn transformer or None, default=None
 
     .. versionadded:: 0.6
 
+ar_order : int, default=0
+    Number R of previous rows the latent prior remembers, for rows in time
+    order (pass ``groups`` to :meth:`fit` to mark independent sequences).
+    With ``R > 0`` the prior of row ``t`` is conditionally factorial with
+    location ``mu(u_t) + sum_r gamma_r(u_t) (z_{t-r} - mu(u_{t-r}))`` and
+    scale ``sigma(u_t)``, ``|gamma| < 1`` learned (constants without
+    ``u``). The previous latents are the flow's ``g(x_{t-r})`` (its
+    likelihood stays exact) or the iVAE encoder's posterior means. ``0``:
+    rows are exchangeable given ``u``. Only ``method="flow"`` and
+    ``"ivae"``. See :ref:`ordered`.
+
+    .. versionadded:: 0.6
+
 hidden_layer_sizes : tuple of int, default=(64, 64)
     Widths of the hidden layers of the network that computes the latents
     (encoder or feature extractor). The iVAE's decoder mirrors them, and

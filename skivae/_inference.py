@@ -172,10 +172,18 @@ class _InferenceMixin:
         feats = self._batched(lambda m, xb, ub: m.features(xb), Xp, batch_size=batch)
         return feats.astype(np.float64)
 
-    def _score_samples(self, X, u):
-        """``module_.score_samples`` of validated ``X``, on X's original scale."""
+    def _score_samples(self, X, u, groups=None):
+        """``module_.score_samples`` of validated ``X``, on X's original scale
+        (``groups``: the sequences of a model with ``ar_order > 0``)."""
         Xp = self._scale_x(np.asarray(X, dtype=np.float64))
         U = self._encode_aux(u, X.shape[0])
+        if getattr(self, "ar_order", 0):
+            if U is None and self.aux_encoder_ is not None:
+                raise ValueError(
+                    "This model (ar_order > 0) scores each row given its past and "
+                    "its u: pass u for every row."
+                )
+            Xp, U = self._pack(Xp, U, groups)
         scores = self._batched(lambda m, xb, ub: m.score_samples(xb, ub), Xp, U)
         scores = scores.astype(np.float64)
         if self.module_.log_density:
@@ -209,6 +217,10 @@ class _InferenceMixin:
             idx = rng.choice(len(p), size=n_samples, p=p / p.sum())
             U = self.aux_encoder_.support_[idx]
         seed = int(rng.randint(np.iinfo(np.int32).max))
+        if getattr(self, "ar_order", 0):
+            Xs, Z = self._sample_sequence(n_samples, u, seed)
+            X = self._unscale_x(Xs.astype(np.float64))
+            return X.astype(self._fit_dtype, copy=False), Z
         Xs, Z = self._batched(
             lambda m, xb, ub: m.sample(ub, xb.shape[0]),
             np.zeros((n_samples, 1)),
@@ -217,6 +229,26 @@ class _InferenceMixin:
         )
         X = self._unscale_x(Xs.astype(np.float64))
         return X.astype(self._fit_dtype, copy=False), Z
+
+    def _sample_sequence(self, n_steps, u, seed):
+        """One sequence of ``n_steps`` rows drawn from a model with
+        ``ar_order > 0`` (at the steps' ``u``): standardised ``X``, latents."""
+        if u is None and self.aux_encoder_ is not None:
+            raise ValueError(
+                "This model (ar_order > 0) draws a sequence at given values of u: "
+                "pass u, one value per time step, in time order."
+            )
+        U = self._encode_aux(u, n_steps)
+        model = inference_copy(self.module_, self.device_)
+        param = next(model.parameters())
+        with (
+            torch_seed(seed, param.device),
+            torch.inference_mode(),
+            torch_threads(self.n_threads),
+        ):
+            ub = None if U is None else as_tensor(U, param.device, param.dtype)
+            xs, z = model.sample_sequence(ub, n_steps)
+        return to_numpy(xs), to_numpy(z).astype(np.float64)
 
     def _prior_moments(self, u):
         """Mean and standard deviation of each latent under the learned

@@ -300,11 +300,11 @@ class IdentifiableVAE(_BaseLatentEstimator):
                 activation=self.activation,
                 device=self.device_,
             )
-        return module
+        return self._with_memory(module)
 
     # ---------------------------------------------------------------- fitting
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, groups=None):
         """Fit the model to ``X`` with auxiliary variable ``y`` (= ``u``).
 
         Parameters
@@ -316,14 +316,24 @@ class IdentifiableVAE(_BaseLatentEstimator):
             The auxiliary variable ``u``: labels (segments, classes) or
             continuous covariates (see ``u_type``). It is scikit-learn's ``y``
             positionally, so Pipelines and searches pass it. ``None`` fits a
-            plain, non-identifiable VAE and warns.
+            plain, non-identifiable VAE and warns (with ``ar_order > 0``: a
+            model of stationary sources told apart by their temporal
+            dependence, see :ref:`ordered`).
+
+        groups : array-like of shape (n_samples,), default=None
+            With ``ar_order > 0``: the sequence of each row; the rows of a
+            sequence are in time order and a row's past is the rows before it
+            in its own sequence. ``None``: all rows form one sequence.
+            Ignored with ``ar_order=0``.
 
         Returns
         -------
         self : object
             Fitted estimator.
         """
-        if y is None:
+        if y is None and self.ar_order:
+            self._warn_gaussian_innovations()
+        elif y is None:
             warnings.warn(
                 "IdentifiableVAE.fit got u=None: fitting a plain VAE with an "
                 "unconditional N(0, I) prior. Its latents are NOT identifiable; pass "
@@ -332,7 +342,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
                 UserWarning,
                 stacklevel=2,
             )
-        return self._fit(X, y)
+        return self._fit(X, y, groups)
 
     # -------------------------------------------------------------- inference
     def transform(self, X):
@@ -367,7 +377,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
         Z = check_latents(Z, self.n_components_, "Z")
         return self._inverse(Z).astype(Z.dtype, copy=False)
 
-    def score_samples(self, X, y=None):
+    def score_samples(self, X, y=None, groups=None):
         """Lower bound on log p(x | u) of each sample.
 
         The importance-weighted bound with ``n_importance`` samples, or the
@@ -382,14 +392,18 @@ class IdentifiableVAE(_BaseLatentEstimator):
             The auxiliary variable ``u``. ``None`` bounds the marginal
             log p(x) under the training distribution of ``u``.
 
+        groups : array-like of shape (n_samples,), default=None
+            With ``ar_order > 0``: the sequence of each row (see :meth:`fit`);
+            each row is scored given its past. Ignored with ``ar_order=0``.
+
         Returns
         -------
         scores : ndarray of shape (n_samples,)
         """
         X = self._validate_X(X)
-        return self._score_samples(X, y)
+        return self._score_samples(X, y, groups)
 
-    def score(self, X, y=None):
+    def score(self, X, y=None, groups=None):
         """Mean bound on log p(x | u) per sample (higher is better).
 
         The importance-weighted bound with ``n_importance`` samples (the ELBO
@@ -402,11 +416,15 @@ class IdentifiableVAE(_BaseLatentEstimator):
         y : array-like, default=None
             The auxiliary variable ``u`` (see :meth:`score_samples`).
 
+        groups : array-like of shape (n_samples,), default=None
+            With ``ar_order > 0``: the sequence of each row (see :meth:`fit`);
+            each row is scored given its past. Ignored with ``ar_order=0``.
+
         Returns
         -------
         score : float
         """
-        return float(np.mean(self.score_samples(X, y)))
+        return float(np.mean(self.score_samples(X, y, groups)))
 
     def predict_latent(self, u, return_std=False):
         """Mean of the latents under the learned prior p(z | u).

@@ -309,6 +309,11 @@ class NonlinearICA(_BaseLatentEstimator):
 
     def _check_params(self, n_features):
         super()._check_params(n_features)
+        if self.ar_order and self.method not in ("flow", "ivae"):
+            raise ValueError(
+                f"ar_order={self.ar_order} needs a model with a prior: "
+                f"method='flow' or method='ivae', not method={self.method!r}."
+            )
         if self.method == "flow" and self.n_components not in (None, n_features):
             raise ValueError(
                 f"method='flow' needs square data: n_components={self.n_components} "
@@ -349,7 +354,7 @@ class NonlinearICA(_BaseLatentEstimator):
         )
         aux, n = self.aux_encoder_, self.n_components_
         if self.method == "flow":
-            return make_flow(
+            flow = make_flow(
                 n_features,
                 aux,
                 prior=self.prior,
@@ -359,6 +364,7 @@ class NonlinearICA(_BaseLatentEstimator):
                 n_restarts=n_restarts,
                 **net,
             )
+            return self._with_memory(flow)
         if self.method == "ivae":
             module = make_ivae(
                 n_features,
@@ -391,7 +397,7 @@ class NonlinearICA(_BaseLatentEstimator):
                     device=self.device_,
                     **net,
                 )
-            return module
+            return self._with_memory(module)
         features, started = self._feature_net(n_features, seed, init_data)
         if self.method == "tcl":
             return make_tcl(
@@ -451,7 +457,7 @@ class NonlinearICA(_BaseLatentEstimator):
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, groups=None):
         """Estimate the unmixing from ``X`` and the auxiliary variable ``y``.
 
         Parameters
@@ -461,23 +467,33 @@ class NonlinearICA(_BaseLatentEstimator):
             only, which trains on each row's observed cells (see
             :ref:`missing`); the other methods need complete rows.
         y : array-like of shape (n_samples,) or (n_samples, n_aux)
-            The auxiliary variable ``u`` (required): segment labels or
-            continuous covariates. It is scikit-learn's ``y`` positionally.
+            The auxiliary variable ``u`` (required, except with ``ar_order >
+            0``): segment labels or continuous covariates. It is
+            scikit-learn's ``y`` positionally.
+
+        groups : array-like of shape (n_samples,), default=None
+            With ``ar_order > 0``: the sequence of each row; the rows of a
+            sequence are in time order and a row's past is the rows before it
+            in its own sequence. ``None``: all rows form one sequence.
+            Ignored with ``ar_order=0``.
 
         Returns
         -------
         self : object
             Fitted estimator.
         """
-        if y is None:
+        if y is None and not (self.ar_order and self.method in ("flow", "ivae")):
             raise ValueError(
                 "NonlinearICA requires y to be passed, but the target y is None: y "
                 "is the auxiliary variable u (fit(X, u)), and nonlinear ICA without "
                 "an auxiliary variable is not identifiable. Use "
-                "sklearn.decomposition.FastICA for linear ICA without u, or "
-                "IdentifiableVAE for a plain VAE."
+                "sklearn.decomposition.FastICA for linear ICA without u, "
+                "IdentifiableVAE for a plain VAE, or ar_order=1 (with groups) for "
+                "time series whose sources differ in their temporal dependence."
             )
-        return self._fit(X, y)
+        if y is None:
+            self._warn_gaussian_innovations()
+        return self._fit(X, y, groups)
 
     # -------------------------------------------------------------- inference
     def transform(self, X):
@@ -526,7 +542,7 @@ class NonlinearICA(_BaseLatentEstimator):
         Z = S.astype(np.float64) * self._s_scale + self._s_mean
         return self._inverse(Z).astype(S.dtype, copy=False)
 
-    def score(self, X, y=None):
+    def score(self, X, y=None, groups=None):
         """The method's own objective on ``(X, u)``; higher is better.
 
         ``"flow"``: mean exact log-likelihood ``log p(x | u)`` per sample, in
@@ -547,15 +563,19 @@ class NonlinearICA(_BaseLatentEstimator):
         y : array-like
             The auxiliary variable ``u`` (required for TCL and GCL).
 
+        groups : array-like of shape (n_samples,), default=None
+            With ``ar_order > 0``: the sequence of each row (see :meth:`fit`);
+            each row is scored given its past. Ignored with ``ar_order=0``.
+
         Returns
         -------
         score : float
         """
         X = self._validate_X(X)
-        return float(np.mean(self._score_samples(X, y)))
+        return float(np.mean(self._score_samples(X, y, groups)))
 
     @available_if(lambda est: est.method in ("flow", "ivae"))
-    def score_samples(self, X, y=None):
+    def score_samples(self, X, y=None, groups=None):
         """The method's per-sample objective (see :meth:`score`).
 
         Available for ``method="flow"`` and ``"ivae"``, whose objectives are
@@ -572,12 +592,16 @@ class NonlinearICA(_BaseLatentEstimator):
         y : array-like, default=None
             The auxiliary variable ``u`` (required for TCL and GCL).
 
+        groups : array-like of shape (n_samples,), default=None
+            With ``ar_order > 0``: the sequence of each row (see :meth:`fit`);
+            each row is scored given its past. Ignored with ``ar_order=0``.
+
         Returns
         -------
         scores : ndarray of shape (n_samples,)
         """
         X = self._validate_X(X)
-        return self._score_samples(X, y)
+        return self._score_samples(X, y, groups)
 
     def predict_latent(self, u, return_std=False):
         """Mean of the sources under the learned prior p(s | u).

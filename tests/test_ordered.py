@@ -1,0 +1,189 @@
+"""Time-ordered rows: the autoregressive prior (ar_order), groups, sequences."""
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+
+from skivae import IdentifiabilityWarning, IdentifiableVAE, NonlinearICA
+from skivae._builders import make_flow
+from skivae._core.ar import ARModel, pack_rows
+from skivae.datasets import make_time_sources
+from skivae.metrics import mean_corr_coef
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+    pytest.mark.filterwarnings("ignore::skivae.IdentifiabilityWarning"),
+]
+
+
+def _ar_flow(n_features=2, order=1, seed=0):
+    """A 1-restart flow with an AR prior and no u, with random parameters."""
+    torch.manual_seed(seed)
+    flow = make_flow(
+        n_features,
+        None,
+        prior="laplace",
+        hidden_layer_sizes=(8,),
+        activation="leaky_relu",
+    )
+    model = ARModel(flow, order).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+def test_ar_prior_is_the_base_prior_without_a_past():
+    # With no previous row (exists = 0) or zero coefficients the shift is 0:
+    # exactly the memoryless model's likelihood.
+    model = _ar_flow(order=2)
+    x = torch.randn(50, 2, dtype=torch.float64)
+    past = torch.randn(50, 4, dtype=torch.float64)
+    none = torch.zeros(50, 2, dtype=torch.float64)
+    packed = torch.cat([x, past, none], dim=1)
+    expected = model.inner.score_samples(x, None)
+    assert torch.equal(model.score_samples(packed, None), expected)
+    with torch.no_grad():
+        model.prior.gamma_raw.zero_()
+    packed[:, -2:] = 1.0
+    assert torch.equal(model.score_samples(packed, None), expected)
+    with torch.no_grad():
+        model.prior.gamma_raw.fill_(0.5)
+    assert not torch.allclose(model.score_samples(packed, None), expected)
+
+
+def test_ar_flow_likelihood_integrates_to_one_in_1d():
+    # p(x_t | x_{t-1}) of the exact flow likelihood, on a fine grid, for two
+    # values of the past: each integrates to 1 (a wrong Jacobian, or a past
+    # that entered the change of variables, would not).
+    model = _ar_flow(n_features=1, order=1, seed=1)
+    with torch.no_grad():
+        model.prior.gamma_raw.fill_(1.0)  # gamma = tanh(1) = 0.76
+    grid = torch.linspace(-40, 40, 40001, dtype=torch.float64)[:, None]
+    for x_prev in (-1.5, 2.0):
+        packed = torch.cat(
+            [grid, torch.full_like(grid, x_prev), torch.ones_like(grid)], dim=1
+        )
+        with torch.no_grad():
+            density = model.score_samples(packed, None).exp()
+        mass = torch.trapezoid(density, grid[:, 0]).item()
+        assert mass == pytest.approx(1.0, abs=2e-3)
+
+
+def test_sampled_sequences_have_the_learned_autocorrelation():
+    model = _ar_flow(n_features=2, order=1, seed=2)
+    with torch.no_grad():
+        model.prior.gamma_raw.copy_(torch.tensor([1.0, -0.5], dtype=torch.float64))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        _, z = model.sample_sequence(None, 20000)
+    z = z.numpy()
+    lag1 = [np.corrcoef(z[1:, j], z[:-1, j])[0, 1] for j in range(2)]
+    assert_allclose(lag1, np.tanh([1.0, -0.5]), atol=0.03)
+
+
+def test_rows_never_borrow_from_another_group():
+    X = np.arange(12, dtype=np.float64).reshape(6, 2)
+    groups = np.array(["a", "b", "a", "b", "b", "a"])
+    est = NonlinearICA(ar_order=2)
+    packed, _ = est._pack(X, None, groups)
+    # columns: x_t (2), x_{t-1} (2), x_{t-2} (2), exists_1, exists_2
+    assert_array_equal(packed[:, 6:], [[0, 0], [0, 0], [1, 0], [1, 0], [1, 1], [1, 1]])
+    assert_array_equal(packed[2, 2:4], X[0])  # a's previous row
+    assert_array_equal(packed[4, 2:4], X[3])  # b: rows 1, 3, 4
+    assert_array_equal(packed[4, 4:6], X[1])
+    assert_array_equal(packed[5, 2:6], np.r_[X[2], X[0]])
+
+
+def test_scores_of_a_sequence_ignore_the_other_sequences():
+    X, u, _, groups = make_time_sources(2, 150, 2, n_segments=3, random_state=0)
+    est = NonlinearICA(ar_order=1, max_iter=2, n_init=1, random_state=0)
+    est.fit(X, u, groups=groups)
+    before = est.score_samples(X, u, groups=groups)
+    X2 = X.copy()
+    X2[groups == 1] += 3.0
+    after = est.score_samples(X2, u, groups=groups)
+    assert_array_equal(before[groups == 0], after[groups == 0])
+    assert not np.allclose(before[groups == 1], after[groups == 1])
+    # Without groups the rows form one sequence: the first row of sequence 1
+    # then has a past, and its score changes.
+    first = np.flatnonzero(groups == 1)[0]
+    assert est.score_samples(X, u)[first] != before[first]
+
+
+def test_flow_recovers_sources_told_apart_by_their_dynamics():
+    # Every segment's marginal is N(0, 1): segment labels alone say little
+    # (0.79 here), the AR prior recovers the sources.
+    X, u, S, groups = make_time_sources(10, 300, 2, n_segments=5, random_state=0)
+    est = NonlinearICA(ar_order=1, max_iter=10, n_init=1, random_state=0)
+    est.fit(X, u, groups=groups)
+    assert mean_corr_coef(S, est.transform(X)) > 0.95
+
+
+def test_flow_recovers_stationary_laplace_sources_without_u():
+    X, u, S, groups = make_time_sources(
+        10, 300, 2, kind="stationary_ar", innovation="laplace", random_state=0
+    )
+    assert u is None
+    est = NonlinearICA(
+        ar_order=1, prior="laplace", max_iter=10, n_init=1, random_state=0
+    )
+    est.fit(X, None, groups=groups)
+    assert mean_corr_coef(S, est.transform(X)) > 0.95
+
+
+def test_ivae_recovers_stationary_laplace_sources_without_u():
+    X, _, S, groups = make_time_sources(
+        10, 300, 2, kind="stationary_ar", innovation="laplace", random_state=0
+    )
+    est = IdentifiableVAE(2, ar_order=1, prior="laplace", random_state=0)
+    est.fit(X, groups=groups)
+    assert mean_corr_coef(S, est.transform(X)) > 0.9
+
+
+def test_ar_estimators_sample_score_and_round_trip(tmp_path):
+    import skivae
+
+    X, u, _, groups = make_time_sources(3, 100, 2, n_segments=4, random_state=1)
+    est = IdentifiableVAE(2, ar_order=2, max_iter=2, random_state=0)
+    est.fit(X, u, groups=groups)
+    Xs, Z = est.sample(u=u[:40], random_state=0)
+    assert Xs.shape == (40, 2) and Z.shape == (40, 2)
+    assert_array_equal(est.sample(u=u[:40], random_state=0)[0], Xs)
+    est.save(tmp_path / "m.skivae")
+    loaded = skivae.load(tmp_path / "m.skivae")
+    assert loaded.ar_order == 2
+    assert_array_equal(loaded.transform(X), est.transform(X))
+    assert loaded.score(X, u, groups=groups) == est.score(X, u, groups=groups)
+    assert_array_equal(loaded.sample(u=u[:40], random_state=0)[0], Xs)
+
+
+def test_ar_errors():
+    X, u, _, groups = make_time_sources(2, 60, 2, n_segments=3, random_state=0)
+    with pytest.raises(ValueError, match="ar_order=1 needs a model with a prior"):
+        NonlinearICA(method="tcl", ar_order=1).fit(X, u)
+    with pytest.raises(ValueError, match="groups must have one label per row"):
+        NonlinearICA(ar_order=1, max_iter=1).fit(X, u, groups=groups[:5])
+    with pytest.raises(ValueError, match="requires y"):
+        NonlinearICA(method="tcl").fit(X)
+    est = NonlinearICA(ar_order=1, max_iter=1, n_init=1, random_state=0)
+    est.fit(X, u, groups=groups)
+    with pytest.raises(ValueError, match="pass u for every row"):
+        est.score(X)
+    with pytest.raises(ValueError, match="pass u, one value per time step"):
+        est.sample(10)
+    with pytest.warns(IdentifiabilityWarning, match="Gaussian innovations"):
+        NonlinearICA(ar_order=1, max_iter=1, n_init=1).fit(X, groups=groups)
+
+
+def test_pack_rows_keeps_the_aux_of_the_past():
+    X = np.arange(8, dtype=np.float64).reshape(4, 2)
+    codes = np.array([3, 1, 2, 0])
+    previous = np.array([[-1], [0], [1], [-1]])
+    Xp, Up = pack_rows(X, codes, previous, 1)
+    assert_array_equal(Up, [[3, 3], [1, 3], [2, 1], [0, 0]])
+    cov = np.arange(4.0)[:, None]
+    _, Uc = pack_rows(X, cov, previous, 1)
+    assert_array_equal(Uc, [[0, 0], [1, 0], [2, 1], [3, 3]])
+    assert_array_equal(Xp[:, -1], [0, 1, 1, 0])
