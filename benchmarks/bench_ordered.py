@@ -16,7 +16,9 @@ and is scored by the strong MCC of ``transform(X)`` against the true sources
   same sequence, from :func:`skivae.preprocessing.lagged_rows`; the first row
   of each sequence is dropped), ``previous+segment`` (both: the previous row
   beside the one-hot segment, as continuous ``u``) and ``none`` (``u=None``:
-  the plain VAE, iVAE only: the unidentifiable baseline).
+  the plain VAE, iVAE only: the unidentifiable baseline), ``ar1``
+  (``ar_order=1, prior="laplace"``, no ``u``, ``groups`` = the sequences)
+  and ``ar1+segment`` (``ar_order=1`` with ``u`` = the segment label).
 - ``--part spatial``: :func:`skivae.datasets.make_spatial_sources`, 6000
   points in the unit square, 3 sources whose log-scales are smooth fields,
   mixed like above. Routes: ``coords`` (the raw coordinates as continuous
@@ -50,7 +52,7 @@ TIME_FAMILIES = {
     "stationary_ar": dict(kind="stationary_ar", innovation="laplace"),
     "ar_variance": dict(kind="ar_variance", innovation="gaussian"),
 }
-TIME_ROUTES = ("segment", "previous", "previous+segment", "none")
+TIME_ROUTES = ("segment", "previous", "previous+segment", "none", "ar1", "ar1+segment")
 SPATIAL_ROUTES = ("coords", "spline", "kmeans")
 
 
@@ -77,6 +79,10 @@ def _route(route, X, u, groups):
     from skivae.preprocessing import lagged_rows
 
     rows = np.arange(len(X))
+    if route == "ar1":  # stationary sources: non-Gaussian innovations
+        return X, None, rows, {"ar_order": 1, "prior": "laplace"}
+    if route == "ar1+segment":
+        return X, u, rows, {"ar_order": 1}
     if route == "segment":
         return X, u, rows, {}
     if route == "none":
@@ -110,7 +116,7 @@ def fit_one(part, family, route, model, seed, scale):
         import time
 
         t0 = time.perf_counter()
-        est.fit(Xf, uf)
+        est.fit(Xf, uf, groups=groups if "ar_order" in extra else None)
         seconds = time.perf_counter() - t0
     names = sorted({type(w.message).__name__ for w in caught})
     mcc = mean_corr_coef(S[rows], est.transform(Xf))

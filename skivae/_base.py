@@ -410,7 +410,10 @@ class _BaseLatentEstimator(
             module = start
             if module is None:
                 module = self._build_module(
-                    self.n_features_in_, seed, n_restarts=n_restarts, init_data=init_data
+                    self.n_features_in_,
+                    seed,
+                    n_restarts=n_restarts,
+                    init_data=init_data,
                 )
             module = module.to(self.device_)
             progress = make_progress(

@@ -250,9 +250,11 @@ class _InferenceMixin:
             xs, z = model.sample_sequence(ub, n_steps)
         return to_numpy(xs), to_numpy(z).astype(np.float64)
 
-    def _prior_moments(self, u):
+    def _prior_moments(self, u, past=None, u_past=None):
         """Mean and standard deviation of each latent under the learned
-        prior p(z | u), for a fitted model and given ``u`` (float64)."""
+        prior p(z | u), for a fitted model and given ``u`` (float64); with
+        ``past`` (the last rows of a sequence, ``ar_order > 0``), the
+        one-step forecast given them."""
         check_is_fitted(self)
         prior = getattr(self.module_, "prior", None)
         if prior is None:
@@ -261,25 +263,64 @@ class _InferenceMixin:
                 f"method={getattr(self, 'method', None)!r} does not have; use "
                 "method='flow' or method='ivae'."
             )
-        if self.aux_encoder_ is None:
+        order = getattr(self, "ar_order", 0)
+        if past is not None and not order:
+            raise ValueError(
+                "past= gives the last rows of a sequence to a model with "
+                "ar_order > 0; this model has ar_order=0 (no memory)."
+            )
+        if self.aux_encoder_ is None and past is None:
             raise ValueError(
                 f"This {type(self).__name__} was fitted without u, so its prior is "
-                "N(0, I) for every row; fit it with u to predict latents at u."
+                "the same for every row; fit it with u to predict latents at u"
+                + (", or pass past= for a one-step forecast." if order else ".")
             )
-        if u is None:
+        if self.aux_encoder_ is not None and u is None:
             raise ValueError("predict_latent needs u (one row per prediction).")
-        n_samples = len(u)
+        n_samples = 1 if u is None else len(u)
         U = self._encode_aux(u, n_samples)
         k = self.n_components_
         factor = np.sqrt(2.0) if prior.kind == "laplace" else 1.0  # sd of Laplace(b)
+        Pz, Pu = (None, None) if past is None else self._past_latents(past, u_past)
 
         def moments(m, xb, ub):
             like = xb.new_zeros((xb.shape[0], k))
             loc, log_s2 = m.prior.params(ub, like)
-            return loc.expand_as(like), torch.exp(0.5 * log_s2).expand_as(like)
+            loc = loc.expand_as(like)
+            if Pz is not None:
+                B = xb.shape[0]
+                pz = as_tensor(Pz, xb.device, xb.dtype).expand(B, -1, -1)
+                pu = None
+                if Pu is not None:
+                    pu = as_tensor(Pu, xb.device, xb.dtype)
+                    pu = pu.expand((B,) + tuple(pu.shape))
+                exists = like.new_ones((B, order))
+                loc = loc + m.prior.shift(ub, pz, pu, exists)
+            return loc, torch.exp(0.5 * log_s2).expand_as(like)
 
         loc, scale = self._batched(moments, np.zeros((n_samples, 1)), U)
         return loc.astype(np.float64), factor * scale.astype(np.float64)
+
+    def _past_latents(self, past, u_past):
+        """Latents ``(R, k)`` of the last ``ar_order`` rows of ``past``, the
+        most recent first, and their encoded ``u`` (None without ``u``)."""
+        order = self.ar_order
+        P = self._validate_X(past)
+        if P.shape[0] < order:
+            raise ValueError(
+                f"past has {P.shape[0]} row(s); a one-step forecast of a model with "
+                f"ar_order={order} needs the last {order} rows of the sequence."
+            )
+        rows = np.arange(P.shape[0] - order, P.shape[0])[::-1]
+        Pz = self._features(P[rows])[None]  # (1, R, k), r = 1 first
+        if self.aux_encoder_ is None:
+            return Pz, None
+        if u_past is None:
+            raise ValueError(
+                "u_past is needed with past=: the values of u of the rows of past."
+            )
+        Pu = self._encode_aux(u_past, P.shape[0])[rows]
+        return Pz, Pu
 
     def get_feature_names_out(self, input_features=None):
         """Output feature names: ``prefix0``, ``prefix1``, ...

@@ -426,7 +426,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
         """
         return float(np.mean(self.score_samples(X, y, groups)))
 
-    def predict_latent(self, u, return_std=False):
+    def predict_latent(self, u=None, return_std=False, *, past=None, u_past=None):
         """Mean of the latents under the learned prior p(z | u).
 
         The conditional prior's location and spread at new values of ``u``:
@@ -439,9 +439,21 @@ class IdentifiableVAE(_BaseLatentEstimator):
         Parameters
         ----------
         u : array-like of shape (n_samples,) or (n_samples, n_aux)
-            Values of the auxiliary variable, read like the training ``u``.
+            Values of the auxiliary variable, read like the training ``u``
+            (None only for a forecast from ``past`` of a model without
+            ``u``: one row).
         return_std : bool, default=False
             Also return the prior's standard deviation of each latent.
+        past : array-like of shape (n_past, n_features), default=None
+            With ``ar_order = R > 0``: the last rows of a sequence, in time
+            order (at least ``R``). The prediction is then the one-step
+            forecast of the next row's latents given them: the prior's
+            location shifted by the learned autoregression and the
+            innovation's scale. Without it (and with ``R > 0``) the
+            prediction is for a row whose past is at its mean.
+        u_past : array-like of shape (n_past,) or (n_past, n_aux), default=None
+            The ``u`` of the rows of ``past`` (needed when the model has
+            ``u``).
 
         Returns
         -------
@@ -462,7 +474,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
         >>> mean.shape, bool((std > 0).all())
         ((2, 2), True)
         """
-        mean, std = self._prior_moments(u)
+        mean, std = self._prior_moments(u, past, u_past)
         return (mean, std) if return_std else mean
 
     def sample(self, n_samples=1, u=None, random_state=None):

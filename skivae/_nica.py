@@ -603,7 +603,7 @@ class NonlinearICA(_BaseLatentEstimator):
         X = self._validate_X(X)
         return self._score_samples(X, y, groups)
 
-    def predict_latent(self, u, return_std=False):
+    def predict_latent(self, u=None, return_std=False, *, past=None, u_past=None):
         """Mean of the sources under the learned prior p(s | u).
 
         The conditional prior's location and spread at new values of ``u``:
@@ -616,9 +616,21 @@ class NonlinearICA(_BaseLatentEstimator):
         Parameters
         ----------
         u : array-like of shape (n_samples,) or (n_samples, n_aux)
-            Values of the auxiliary variable, read like the training ``u``.
+            Values of the auxiliary variable, read like the training ``u``
+            (None only for a forecast from ``past`` of a model without
+            ``u``: one row).
         return_std : bool, default=False
             Also return the prior's standard deviation of each latent.
+        past : array-like of shape (n_past, n_features), default=None
+            With ``ar_order = R > 0``: the last rows of a sequence, in time
+            order (at least ``R``). The prediction is then the one-step
+            forecast of the next row's latents given them: the prior's
+            location shifted by the learned autoregression and the
+            innovation's scale. Without it (and with ``R > 0``) the
+            prediction is for a row whose past is at its mean.
+        u_past : array-like of shape (n_past,) or (n_past, n_aux), default=None
+            The ``u`` of the rows of ``past`` (needed when the model has
+            ``u``).
 
         Returns
         -------
@@ -644,7 +656,7 @@ class NonlinearICA(_BaseLatentEstimator):
         >>> std.shape
         (5, 2)
         """
-        mean, std = self._prior_moments(u)
+        mean, std = self._prior_moments(u, past, u_past)
         if getattr(self, "ica_", None) is not None:  # (TCL: no prior, raised above)
             raise ValueError("predict_latent is not available after a linear unmixing.")
         mean = (mean - self._s_mean) / self._s_scale

@@ -187,3 +187,58 @@ def test_pack_rows_keeps_the_aux_of_the_past():
     _, Uc = pack_rows(X, cov, previous, 1)
     assert_array_equal(Uc, [[0, 0], [1, 0], [2, 1], [3, 3]])
     assert_array_equal(Xp[:, -1], [0, 1, 1, 0])
+
+
+def test_groups_are_routed_as_metadata_through_a_search():
+    import sklearn
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+
+    X, u, _, groups = make_time_sources(4, 80, 2, n_segments=3, random_state=0)
+    params = dict(
+        ar_order=1, max_iter=1, n_init=1, learning_rate_init=1e-2, random_state=0
+    )
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = NonlinearICA(**params).set_fit_request(groups=True)
+        est.set_score_request(groups=True)
+        search = GridSearchCV(est, {"learning_rate_init": [1e-2]}, cv=GroupKFold(2))
+        search.fit(X, u, groups=groups)
+    with_groups = NonlinearICA(**params).fit(X, u, groups=groups).transform(X)
+    one_sequence = NonlinearICA(**params).fit(X, u).transform(X)
+    assert_array_equal(search.best_estimator_.transform(X), with_groups)
+    assert not np.array_equal(with_groups, one_sequence)
+
+
+def test_one_step_forecast_from_the_last_rows():
+    X, _, S, groups = make_time_sources(
+        4, 200, 2, kind="stationary_ar", innovation="laplace", random_state=3
+    )
+    est = NonlinearICA(ar_order=1, prior="laplace", max_iter=3, n_init=1)
+    est.set_params(random_state=0).fit(X, groups=groups)
+    gamma = np.tanh(est.module_.prior.gamma_raw.detach().double().numpy())
+    raw_last = est.transform(X[9:10]) * est._s_scale + est._s_mean
+    expected = (gamma * raw_last - est._s_mean) / est._s_scale
+    mean, std = est.predict_latent(past=X[:10], return_std=True)
+    assert_allclose(mean, expected, rtol=1e-6, atol=1e-9)
+    # only the last ar_order rows count; the scale is the innovation's
+    assert_allclose(est.predict_latent(past=X[5:10]), mean)
+    b = np.exp(0.5 * 7.0 * np.tanh(0.0))  # fixed Laplace(0, 1) innovations
+    assert_allclose(std, np.sqrt(2.0) * b / est._s_scale[None])
+    with pytest.raises(ValueError, match="fitted without u"):
+        est.predict_latent()
+
+
+def test_forecast_needs_the_past_aux_and_memory():
+    X, u, _, groups = make_time_sources(2, 60, 2, n_segments=3, random_state=0)
+    est = IdentifiableVAE(2, ar_order=1, max_iter=1, random_state=0)
+    est.fit(X, u, groups=groups)
+    with pytest.raises(ValueError, match="u_past is needed"):
+        est.predict_latent(u[:1], past=X[:3])
+    mean = est.predict_latent(u[3:4], past=X[:3], u_past=u[:3])
+    assert mean.shape == (1, 2)
+    assert not np.allclose(mean, est.predict_latent(u[3:4]))
+    est.set_params(ar_order=2).fit(X, u, groups=groups)
+    with pytest.raises(ValueError, match="needs the last 2 rows"):
+        est.predict_latent(u[:1], past=X[:1], u_past=u[:1])
+    plain = IdentifiableVAE(2, max_iter=1, random_state=0).fit(X, u)
+    with pytest.raises(ValueError, match="ar_order=0"):
+        plain.predict_latent(u[:1], past=X[:3], u_past=u[:3])
