@@ -17,6 +17,12 @@ from skivae._missing import validate_X
 _REDRAWN = {"iwae_eps"}
 
 
+def _redrawn(key):
+    """Whether the state-dict entry ``key`` is a redrawn buffer (at any depth:
+    an autoregressive model holds the iVAE as ``inner``)."""
+    return key.rsplit(".", 1)[-1] in _REDRAWN
+
+
 @contextlib.contextmanager
 def restoring_on_error(est):
     """Restore ``est``'s attributes if the block raises a ValueError, so a
@@ -94,7 +100,7 @@ def continued_module(est, n_features, seed):
         module = est._build_module(n_features, seed)
     new, old = module.state_dict(), est.module_.state_dict()
     if new.keys() != old.keys() or any(
-        new[k].shape != old[k].shape for k in new if k not in _REDRAWN
+        new[k].shape != old[k].shape for k in new if not _redrawn(k)
     ):
         raise ValueError(
             "warm_start=True continues the fitted model, but the current "
@@ -105,7 +111,7 @@ def continued_module(est, n_features, seed):
         )
     module.load_state_dict(
         {
-            k: new[k] if k in _REDRAWN and new[k].shape != old[k].shape else old[k]
+            k: new[k] if _redrawn(k) and new[k].shape != old[k].shape else old[k]
             for k in new
         }
     )

@@ -242,3 +242,13 @@ def test_forecast_needs_the_past_aux_and_memory():
     plain = IdentifiableVAE(2, max_iter=1, random_state=0).fit(X, u)
     with pytest.raises(ValueError, match="ar_order=0"):
         plain.predict_latent(u[:1], past=X[:3], u_past=u[:3])
+
+
+def test_warm_start_continues_an_ar_model():
+    X, u, _, groups = make_time_sources(2, 80, 2, n_segments=3, random_state=0)
+    est = IdentifiableVAE(2, ar_order=1, max_iter=1, warm_start=True, random_state=0)
+    est.fit(X, u, groups=groups)
+    est.set_params(n_importance=4).fit(X, u, groups=groups)  # redraws its draws
+    assert est.n_iter_ == 2
+    with pytest.raises(ValueError, match="another shape"):
+        est.set_params(ar_order=2).fit(X, u, groups=groups)
