@@ -1,7 +1,7 @@
 """
-=================================================
+==================================================
 Latent factors of a macroeconomic quarterly series
-=================================================
+==================================================
 
 statsmodels ships the US macroeconomic quarterly series of 1959-2009: real
 GDP, consumption, investment, government spending, disposable income, the
