@@ -198,11 +198,13 @@ class _BaseLatentEstimator(
         with torch_threads(self.n_threads):
             X, U, split, seeds, settings, start = self._prepare_fit(X, y, warm)
             Xp = self._scale_x(X)
-            data = init_data = _training_tensors(Xp, U, split, self.device_)
             if self.ar_order:  # rows packed with their past (see _core.ar)
-                Xk, Uk = self._pack(Xp, U, groups)
-                data = _training_tensors(Xk, Uk, split, self.device_)
-            init_data = init_data[:2] if start is None and self._flow_start() else None
+                Xp_fit, U_fit = self._pack(Xp, U, groups)
+            else:
+                Xp_fit, U_fit = Xp, U
+            data = _training_tensors(Xp_fit, U_fit, split, self.device_)
+            # (the flow start of an AR model reads the packed rows too)
+            init_data = data[:2] if start is None and self._flow_start() else None
             try:
                 module, hist, seed = self._train_restarts(
                     data, seeds, settings, start, init_data

@@ -171,17 +171,22 @@ def flow_epochs(n_features):
     return int(round(FLOW_MAX_ITER * budgets))
 
 
-def ivae_init(init, *, u_type, likelihood, undercomplete=False):
+def ivae_init(init, *, u_type, likelihood, undercomplete=False, ar_order=0):
     """``init_`` of an iVAE: ``"flow"`` or ``"random"``; ``"auto"`` starts
     from the flow when ``u`` is given and the data are real-valued (not
-    Bernoulli) (paper_ivae_init.txt, undercomplete.txt, families_v030.txt)."""
+    Bernoulli) (paper_ivae_init.txt, undercomplete.txt, families_v030.txt).
+    An autoregressive model (``ar_order > 0``) on square data also starts
+    from the (autoregressive) flow without ``u``: the flow then identifies
+    stationary sources by their dynamics (ordered_time_ar.txt)."""
+    identifies = u_type is not None or (ar_order > 0 and not undercomplete)
     if init == "random":
         return "random"
     if init == "flow":
-        if u_type is None:
+        if not identifies:
             raise ValueError(
                 "init='flow' starts from nonlinear ICA, which needs the "
-                "auxiliary variable u; pass u or use init='random'."
+                "auxiliary variable u (or, on square data, ar_order > 0); pass u "
+                "or use init='random'."
             )
         if likelihood == "bernoulli":
             raise ValueError(
@@ -190,7 +195,7 @@ def ivae_init(init, *, u_type, likelihood, undercomplete=False):
                 "init='random'."
             )
         return "flow"
-    return "flow" if u_type is not None and likelihood != "bernoulli" else "random"
+    return "flow" if identifies and likelihood != "bernoulli" else "random"
 
 
 def ivae_input_noise_std(input_noise, likelihood, decoder_var, init_):
@@ -225,6 +230,7 @@ def ivae_settings(est, *, u_type, n_features, init_=None):
             u_type=u_type,
             likelihood=est.likelihood,
             undercomplete=_undercomplete(est.n_components, n_features),
+            ar_order=est.ar_order,
         )
     # An impossible combination raises before any training.
     ivae_input_noise_std(est.input_noise, est.likelihood, est.decoder_var, init_)
@@ -260,14 +266,18 @@ def nica_features(method, features, n_components, n_features):
     return "mlp"
 
 
-def nica_init(method, init, features_, *, u_type=None, undercomplete=False):
+def nica_init(method, init, features_, *, u_type=None, undercomplete=False, ar_order=0):
     """``init_`` of a :class:`~skivae.NonlinearICA` fit: the iVAE starts as
     :func:`ivae_init` says (its Gaussian decoder), the contrastive methods on
     the invertible features from a short flow unless ``init="random"``; the
     MLP features cannot; the flow has no start."""
     if method == "ivae":
         return ivae_init(
-            init, u_type=u_type, likelihood="gaussian", undercomplete=undercomplete
+            init,
+            u_type=u_type,
+            likelihood="gaussian",
+            undercomplete=undercomplete,
+            ar_order=ar_order,
         )
     if features_ == "flow":
         return "random" if init == "random" else "flow"
@@ -298,6 +308,7 @@ def nica_settings(est, *, n_features, u_type, fitted=None):
             features_,
             u_type=u_type,
             undercomplete=_undercomplete(est.n_components, n_features),
+            ar_order=est.ar_order,
         )
         fitted = {"features_": features_, "init_": init_}
     init_ = fitted["init_"]

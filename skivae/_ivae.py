@@ -299,6 +299,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
                 hidden_layer_sizes=self.hidden_layer_sizes,
                 activation=self.activation,
                 device=self.device_,
+                ar_order=self.ar_order,
             )
         return self._with_memory(module)
 

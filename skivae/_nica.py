@@ -395,6 +395,7 @@ class NonlinearICA(_BaseLatentEstimator):
                     seed=seed,
                     prior=self.prior,
                     device=self.device_,
+                    ar_order=self.ar_order,
                     **net,
                 )
             return self._with_memory(module)

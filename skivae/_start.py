@@ -26,8 +26,9 @@ import torch
 from sklearn.decomposition import PCA
 
 from skivae import _defaults as D
-from skivae._builders import make_flow
+from skivae._builders import _aux_sizes, hidden_sizes, make_flow
 from skivae._core._torch_utils import to_numpy, to_tensor, torch_seed
+from skivae._core.ar import ARModel
 from skivae._core.training import fit_to_latents, mean_score_loss, train
 from skivae._inference import apply_batched, as_tensor, standardise
 
@@ -86,9 +87,14 @@ def fit_short_flow(
     depth=D.FLOW_DEPTH,
     bins=D.SPLINE_BINS,
     bound=D.SPLINE_BOUND,
+    ar_order=0,
 ):
     """Fit a flow (one restart, the flow's default training) to ``X``, ``U``:
     ``max_iter`` epochs, fewer on large data (:func:`~skivae._defaults.capped_epochs`).
+
+    With ``ar_order > 0`` the rows are packed with their past (see
+    :mod:`skivae._core.ar`) and the flow has the autoregressive prior; its
+    standardisation and outputs are those of the current rows.
 
     ``X`` is a float64 array; ``U`` the encoded ``u`` of its rows (codes, or
     continuous columns) as an array, or None; ``aux`` the encoder that read
@@ -97,17 +103,23 @@ def fit_short_flow(
     raises FloatingPointError if training diverged.
     """
     seed = int(np.random.RandomState(seed).randint(np.iinfo(np.int32).max))
-    x_mean, x_scale = standardise(X)
-    Xp = (X - x_mean) / x_scale
+    blocks = ar_order + 1
+    n_features = (X.shape[1] - ar_order) // blocks
+    x_mean, x_scale = standardise(X[:, :n_features])
+    Xp = X.copy()
+    for b in range(blocks):  # the current rows' standardisation, for the past too
+        cols = slice(b * n_features, (b + 1) * n_features)
+        Xp[:, cols] = (X[:, cols] - x_mean) / x_scale
     if U is not None and U.dtype.kind == "f":
         U = U.astype(np.float64)
-        u_mean, u_scale = standardise(U)
-        U = (U - u_mean) / u_scale
+        n_aux = U.shape[1] // blocks
+        u_mean, u_scale = standardise(U[:, :n_aux])
+        U = (U - np.tile(u_mean, blocks)) / np.tile(u_scale, blocks)
     Xt = to_tensor(Xp, device)
     Ut = None if U is None else as_tensor(U, device)
     with torch_seed(seed, device):
         module = make_flow(
-            X.shape[1],
+            n_features,
             aux,
             prior=prior,
             hidden_layer_sizes=hidden_layer_sizes,
@@ -116,7 +128,18 @@ def fit_short_flow(
             bins=bins,
             bound=bound,
             with_support=False,
-        ).to(device)
+        )
+        if ar_order:
+            _, n_classes, n_aux = _aux_sizes(aux)
+            module = ARModel(
+                module,
+                ar_order,
+                n_classes=n_classes,
+                n_aux=n_aux,
+                hidden=hidden_sizes(hidden_layer_sizes)[:1],
+                activation=activation,
+            )
+        module = module.to(device)
         batch_size = D.auto_batch_size("flow", X.shape[0])
         train(
             module,
@@ -130,14 +153,20 @@ def fit_short_flow(
     final = mean_score_loss(module, Xt, Ut)
     if not np.isfinite(final):
         raise FloatingPointError(f"the final loss is {final}")
+    if U is not None and ar_order:  # the current rows' u
+        U = (
+            U[:, 0]
+            if U.ndim == 2 and U.dtype.kind in "iu"
+            else U[:, : U.shape[1] // blocks]
+        )
     flow = ShortFlow(module.cpu().eval(), x_mean, x_scale, u=U)
-    raw = flow.raw_outputs(X)
+    raw = flow.raw_outputs(X[:, :n_features])
     flow.s_mean, flow.s_scale = standardise(raw)
     flow.Z = (raw - flow.s_mean) / flow.s_scale
     return flow
 
 
-def flow_sources(X, U, aux, n_components, *, seed, **flow):
+def flow_sources(X, U, aux, n_components, *, seed, ar_order=0, **flow):
     """Standardised sources of a short flow fit on the training rows.
 
     ``X`` (standardised) and ``U`` (encoded) are the training tensors;
@@ -151,13 +180,26 @@ def flow_sources(X, U, aux, n_components, *, seed, **flow):
     they move the features (:func:`output_reach`); the others model the
     noise directions. Returns a tensor like ``X`` of shape ``(n_rows,
     n_components)``.
+
+    With ``ar_order > 0``, ``X`` and ``U`` are packed with their past (see
+    :mod:`skivae._core.ar`); on square data the short flow then has the
+    autoregressive prior, undercomplete data start from the current rows
+    alone.
     """
     Xn = to_numpy(X, np.float64)
     Un = None if U is None else to_numpy(U)
-    n, d = n_components, Xn.shape[1]
+    n, d = n_components, (Xn.shape[1] - ar_order) // (ar_order + 1)
     if n >= d:
-        short = fit_short_flow(Xn, Un, aux, seed=seed, **flow)
+        short = fit_short_flow(Xn, Un, aux, seed=seed, ar_order=ar_order, **flow)
         return to_tensor(short.Z, X.device, dtype=X.dtype)
+    if ar_order:  # the current rows (their u: the first block)
+        Xn = Xn[:, :d]
+        if Un is not None:
+            Un = (
+                Un[:, 0]
+                if Un.dtype.kind in "iu"
+                else Un[:, : Un.shape[1] // (ar_order + 1)]
+            )
     Xn, scale = principal_inputs(Xn, n, seed)
     if aux.u_type_ == "continuous":
         epochs = D.START_FLOW_EPOCHS_UNDERCOMPLETE_CONTINUOUS
@@ -261,7 +303,7 @@ def warn_start_diverged(exc, subject, stacklevel=3):
     )
 
 
-def start_ivae(module, X, U, aux, n_components, *, seed, **flow):
+def start_ivae(module, X, U, aux, n_components, *, seed, ar_order=0, **flow):
     """Move a new iVAE ``module`` onto the sources of a short flow fit.
 
     ``X``, ``U``: the training tensors; ``flow``: the short flow's network
@@ -274,14 +316,35 @@ def start_ivae(module, X, U, aux, n_components, *, seed, **flow):
     complete rows, by their conditional means under the module's Gaussian
     model of ``X`` (:meth:`~skivae._core.elbo.IVAEModule.fill_missing`); the
     regression then counts the observed cells only.
+
+    With ``ar_order > 0``, ``X`` and ``U`` are packed with their past (see
+    :mod:`skivae._core.ar`): the short flow has the autoregressive prior
+    (square data), and the iVAE (whose prior is made autoregressive after
+    this start) regresses on the current rows.
     """
+    if not ar_order:
+        filled = module.fill_missing(X)
+    else:
+        d = module.n_features
+        blocks = [
+            module.fill_missing(X[:, b * d : (b + 1) * d]) for b in range(ar_order + 1)
+        ]
+        filled = torch.cat(blocks + [X[:, (ar_order + 1) * d :]], dim=1)
     try:
         Z = flow_sources(
-            module.fill_missing(X), U, aux, n_components, seed=seed, **flow
+            filled, U, aux, n_components, seed=seed, ar_order=ar_order, **flow
         )
     except FloatingPointError as exc:
         warn_start_diverged(exc, "this restart starts", stacklevel=6)
         return
+    if ar_order:  # the current rows
+        X = X[:, : module.n_features]
+        if U is not None:
+            U = (
+                U[:, 0]
+                if U.dtype == torch.long
+                else U[:, : U.shape[1] // (ar_order + 1)]
+            )
     fit_to_latents(
         module,
         X,

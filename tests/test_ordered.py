@@ -252,3 +252,21 @@ def test_warm_start_continues_an_ar_model():
     assert est.n_iter_ == 2
     with pytest.raises(ValueError, match="another shape"):
         est.set_params(ar_order=2).fit(X, u, groups=groups)
+
+
+def test_an_ar_ivae_starts_from_the_ar_flow_where_that_identifies():
+    from skivae._defaults import ivae_init
+
+    auto = dict(likelihood="gaussian")
+    assert ivae_init("auto", u_type=None, ar_order=1, **auto) == "flow"
+    assert ivae_init("auto", u_type=None, ar_order=0, **auto) == "random"
+    assert ivae_init("auto", u_type=None, ar_order=1, undercomplete=True, **auto) == (
+        "random"
+    )
+    with pytest.raises(ValueError, match="ar_order > 0"):
+        ivae_init("flow", u_type=None, ar_order=0, **auto)
+    X, _, _, groups = make_time_sources(
+        2, 100, 2, kind="stationary_ar", innovation="laplace", random_state=0
+    )
+    est = IdentifiableVAE(2, ar_order=1, prior="laplace", max_iter=1, random_state=0)
+    assert est.fit(X, groups=groups).init_ == "flow"
