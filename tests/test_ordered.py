@@ -270,3 +270,28 @@ def test_an_ar_ivae_starts_from_the_ar_flow_where_that_identifies():
     )
     est = IdentifiableVAE(2, ar_order=1, prior="laplace", max_iter=1, random_state=0)
     assert est.fit(X, groups=groups).init_ == "flow"
+
+
+def test_flow_recovers_sources_with_the_previous_rows_as_u():
+    from skivae.preprocessing import lagged_rows
+
+    X, u, S, groups = make_time_sources(10, 300, 2, n_segments=5, random_state=0)
+    U, keep = lagged_rows(X, groups)
+    est = NonlinearICA(max_iter=10, n_init=1, random_state=0).fit(X[keep], U[keep])
+    assert mean_corr_coef(S[keep], est.transform(X[keep])) > 0.85  # 0.91
+
+
+def test_flow_recovers_spatial_sources_with_a_spline_basis_of_the_coordinates():
+    from sklearn.preprocessing import SplineTransformer
+
+    from skivae.datasets import make_spatial_sources
+
+    X, coords, S = make_spatial_sources(3000, 2, random_state=0)
+    est = NonlinearICA(
+        aux_transformer=SplineTransformer(n_knots=6),
+        max_iter=10,
+        n_init=1,
+        random_state=0,
+    )
+    est.fit(X, coords)
+    assert mean_corr_coef(S, est.transform(X)) > 0.95  # 0.995
