@@ -32,10 +32,10 @@ from sklearn.utils import check_random_state
 
 from skivae import _warm
 from skivae._aux import IdentifiabilityWarning, _AuxEncoder, resolve_u_type
-from skivae._builders import _aux_sizes, hidden_sizes
+from skivae._builders import make_ar_model
 from skivae._compat import HasMethods, Interval, StrOptions
 from skivae._core._torch_utils import resolve_device, torch_seed, torch_threads
-from skivae._core.ar import ARModel, pack_rows
+from skivae._core.ar import pack_rows
 from skivae._core.missing import gaussian_stats
 from skivae._core.nets import ACTIVATIONS
 from skivae._core.training import DivergenceError, mean_score_loss, train
@@ -45,7 +45,7 @@ from skivae._inference import _InferenceMixin, as_tensor, standardise
 from skivae._persistence import _PersistenceMixin
 from skivae._progress import make_progress
 from skivae._registry import register
-from skivae.preprocessing import lagged_rows
+from skivae.preprocessing import _previous_rows
 
 #: constraints of the shared parameters (each estimator adds its own)
 _SHARED_CONSTRAINTS = {
@@ -145,6 +145,9 @@ class _BaseLatentEstimator(
             redefined = [name for name in own if name in shared]
         if cls.__doc__:
             cls.__doc__ = fill_docstring(cls.__doc__, skip=redefined)
+        for method in vars(cls).values():  # the methods' shared entries
+            if inspect.isfunction(method) and method.__doc__:
+                method.__doc__ = fill_docstring(method.__doc__)
         register(cls)
 
     # ------------------------------------------------------------------ hooks
@@ -228,10 +231,7 @@ class _BaseLatentEstimator(
     def _pack(self, Xp, U, groups):
         """Rows of standardised ``Xp`` (and encoded ``U``) packed with their
         ``ar_order`` previous rows of the same group (see :mod:`skivae._core.ar`)."""
-        prev, _ = lagged_rows(
-            np.arange(len(Xp), dtype=np.float64)[:, None], groups, self.ar_order
-        )
-        previous = np.where(np.isnan(prev), -1, prev).astype(np.int64)
+        previous = _previous_rows(groups, len(Xp), self.ar_order)
         return pack_rows(Xp, U, previous, self.ar_order)
 
     def _warn_gaussian_innovations(self):
@@ -251,13 +251,11 @@ class _BaseLatentEstimator(
         """``module`` with an autoregressive prior when ``ar_order > 0``."""
         if not self.ar_order:
             return module
-        _, n_classes, n_aux = _aux_sizes(self.aux_encoder_)
-        return ARModel(
+        return make_ar_model(
             module,
             self.ar_order,
-            n_classes=n_classes,
-            n_aux=n_aux,
-            hidden=hidden_sizes(self.hidden_layer_sizes)[:1],
+            self.aux_encoder_,
+            hidden_layer_sizes=self.hidden_layer_sizes,
             activation=self.activation,
         )
 

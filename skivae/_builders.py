@@ -11,6 +11,7 @@ parameters draw from torch's global RNG, in the order written here.
 import torch
 
 from skivae._core._torch_utils import to_tensor
+from skivae._core.ar import ARModel, ARPrior, inner_prior
 from skivae._core.contrastive import GCLModule, TCLModule
 from skivae._core.elbo import IVAEModule
 from skivae._core.flow import FlowModule, InvertibleMLP
@@ -184,3 +185,19 @@ def make_gcl(
         aux_log_weights=log_weights,
         feature_net=feature_net,
     )
+
+
+def make_ar_model(inner, order, aux, *, hidden_layer_sizes, activation):
+    """``inner`` (a single-restart flow or iVAE) with an autoregressive prior
+    of ``order`` previous rows (:class:`~skivae._core.ar.ARModel`); its
+    coefficients read ``u`` through an MLP of the first hidden width."""
+    _, n_classes, n_aux = _aux_sizes(aux)
+    prior = ARPrior(
+        inner_prior(inner),
+        order,
+        n_classes=n_classes,
+        n_aux=n_aux,
+        hidden=hidden_sizes(hidden_layer_sizes)[:1],
+        activation=activation,
+    )
+    return ARModel(inner, prior)

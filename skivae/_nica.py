@@ -616,22 +616,7 @@ class NonlinearICA(_BaseLatentEstimator):
 
         Parameters
         ----------
-        u : array-like of shape (n_samples,) or (n_samples, n_aux)
-            Values of the auxiliary variable, read like the training ``u``
-            (None only for a forecast from ``past`` of a model without
-            ``u``: one row).
-        return_std : bool, default=False
-            Also return the prior's standard deviation of each latent.
-        past : array-like of shape (n_past, n_features), default=None
-            With ``ar_order = R > 0``: the last rows of a sequence, in time
-            order (at least ``R``). The prediction is then the one-step
-            forecast of the next row's latents given them: the prior's
-            location shifted by the learned autoregression and the
-            innovation's scale. Without it (and with ``R > 0``) the
-            prediction is for a row whose past is at its mean.
-        u_past : array-like of shape (n_past,) or (n_past, n_aux), default=None
-            The ``u`` of the rows of ``past`` (needed when the model has
-            ``u``).
+        %(predict_latent_parameters)s
 
         Returns
         -------

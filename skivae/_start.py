@@ -26,9 +26,9 @@ import torch
 from sklearn.decomposition import PCA
 
 from skivae import _defaults as D
-from skivae._builders import _aux_sizes, hidden_sizes, make_flow
+from skivae._builders import make_ar_model, make_flow
 from skivae._core._torch_utils import to_numpy, to_tensor, torch_seed
-from skivae._core.ar import ARModel
+from skivae._core.ar import current_u
 from skivae._core.training import fit_to_latents, mean_score_loss, train
 from skivae._inference import apply_batched, as_tensor, standardise
 
@@ -130,13 +130,11 @@ def fit_short_flow(
             with_support=False,
         )
         if ar_order:
-            _, n_classes, n_aux = _aux_sizes(aux)
-            module = ARModel(
+            module = make_ar_model(
                 module,
                 ar_order,
-                n_classes=n_classes,
-                n_aux=n_aux,
-                hidden=hidden_sizes(hidden_layer_sizes)[:1],
+                aux,
+                hidden_layer_sizes=hidden_layer_sizes,
                 activation=activation,
             )
         module = module.to(device)
@@ -153,12 +151,7 @@ def fit_short_flow(
     final = mean_score_loss(module, Xt, Ut)
     if not np.isfinite(final):
         raise FloatingPointError(f"the final loss is {final}")
-    if U is not None and ar_order:  # the current rows' u
-        U = (
-            U[:, 0]
-            if U.ndim == 2 and U.dtype.kind in "iu"
-            else U[:, : U.shape[1] // blocks]
-        )
+    U = current_u(U, ar_order)
     flow = ShortFlow(module.cpu().eval(), x_mean, x_scale, u=U)
     raw = flow.raw_outputs(X[:, :n_features])
     flow.s_mean, flow.s_scale = standardise(raw)
@@ -193,13 +186,7 @@ def flow_sources(X, U, aux, n_components, *, seed, ar_order=0, **flow):
         short = fit_short_flow(Xn, Un, aux, seed=seed, ar_order=ar_order, **flow)
         return to_tensor(short.Z, X.device, dtype=X.dtype)
     if ar_order:  # the current rows (their u: the first block)
-        Xn = Xn[:, :d]
-        if Un is not None:
-            Un = (
-                Un[:, 0]
-                if Un.dtype.kind in "iu"
-                else Un[:, : Un.shape[1] // (ar_order + 1)]
-            )
+        Xn, Un = Xn[:, :d], current_u(Un, ar_order)
     Xn, scale = principal_inputs(Xn, n, seed)
     if aux.u_type_ == "continuous":
         epochs = D.START_FLOW_EPOCHS_UNDERCOMPLETE_CONTINUOUS
@@ -338,13 +325,7 @@ def start_ivae(module, X, U, aux, n_components, *, seed, ar_order=0, **flow):
         warn_start_diverged(exc, "this restart starts", stacklevel=6)
         return
     if ar_order:  # the current rows
-        X = X[:, : module.n_features]
-        if U is not None:
-            U = (
-                U[:, 0]
-                if U.dtype == torch.long
-                else U[:, : U.shape[1] // (ar_order + 1)]
-            )
+        X, U = X[:, : module.n_features], current_u(U, ar_order)
     fit_to_latents(
         module,
         X,

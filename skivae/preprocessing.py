@@ -131,25 +131,30 @@ def lagged_rows(X, groups=None, n_lags=1):
             f"X must be a 2-D array of numbers (NaN allowed, not infinity): {exc}"
         ) from None
     n_samples, n_features = X.shape
+    previous = _previous_rows(groups, n_samples, n_lags)
+    exists = previous >= 0
+    U = np.where(
+        np.repeat(exists, n_features, axis=1),
+        X[np.where(exists, previous, 0)].reshape(n_samples, -1),
+        np.nan,
+    )
+    return U, exists.all(axis=1)
+
+
+def _previous_rows(groups, n_samples, n_lags):
+    """Indices ``(n_samples, n_lags)`` of the 1st .. ``n_lags``-th previous
+    row of each row's group (row order within a group is time order), -1
+    where there is none. ``groups`` None: one sequence."""
     codes = _group_codes(groups, n_samples)
     n_lags = _check_n_lags(n_lags)
-
     # Sort the rows by group, keeping their order within a group: then the
     # k-th previous row of a group is k rows up, if it has the same code.
     order = np.argsort(codes, kind="stable")
     sorted_codes = codes[order]
-    sorted_X = X[order]
-    U_sorted = np.full((n_samples, n_lags * n_features), np.nan)
+    prev_sorted = np.full((n_samples, n_lags), -1, dtype=np.int64)
     for k in range(1, min(n_lags, n_samples - 1) + 1):
         same = sorted_codes[k:] == sorted_codes[:-k]
-        block = U_sorted[k:, (k - 1) * n_features : k * n_features]
-        block[same] = sorted_X[:-k][same]
-    keep_sorted = np.zeros(n_samples, dtype=bool)
-    if n_lags < n_samples:
-        keep_sorted[n_lags:] = sorted_codes[n_lags:] == sorted_codes[:-n_lags]
-
-    U = np.empty_like(U_sorted)
-    U[order] = U_sorted
-    keep = np.empty_like(keep_sorted)
-    keep[order] = keep_sorted
-    return U, keep
+        prev_sorted[k:, k - 1] = np.where(same, order[:-k], -1)
+    previous = np.empty_like(prev_sorted)
+    previous[order] = prev_sorted
+    return previous

@@ -6,8 +6,8 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skivae import IdentifiabilityWarning, IdentifiableVAE, NonlinearICA
-from skivae._builders import make_flow
-from skivae._core.ar import ARModel, pack_rows
+from skivae._builders import make_ar_model, make_flow
+from skivae._core.ar import pack_rows
 from skivae.datasets import make_time_sources
 from skivae.metrics import mean_corr_coef
 
@@ -27,7 +27,9 @@ def _ar_flow(n_features=2, order=1, seed=0):
         hidden_layer_sizes=(8,),
         activation="leaky_relu",
     )
-    model = ARModel(flow, order).double()
+    model = make_ar_model(
+        flow, order, None, hidden_layer_sizes=(8,), activation="leaky_relu"
+    ).double()
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.3 * torch.randn_like(p))

@@ -54,6 +54,28 @@ def pack_rows(X, U, previous, order):
     return Xp, Up
 
 
+def inner_prior(inner):
+    """The prior of a single-restart flow or iVAE (the base of its ARPrior)."""
+    return inner.priors[0] if hasattr(inner, "priors") else inner.prior
+
+
+def current_u(U, order):
+    """The current rows' ``u`` of packed ``U`` (numpy or torch; None passes).
+
+    Codes are packed as ``(B, R+1)`` columns, covariates as ``R+1`` blocks of
+    ``n_aux`` columns; the first column or block is row ``t``'s.
+    """
+    if U is None or not order:
+        return U
+    if isinstance(U, torch.Tensor):
+        codes = not U.dtype.is_floating_point
+    else:
+        codes = U.dtype.kind in "iub"
+    if codes:
+        return U[:, 0]
+    return U[:, : U.shape[1] // (order + 1)]
+
+
 class ARPrior(nn.Module):
     """A :class:`ConditionalPrior` whose location is shifted by the past.
 
@@ -154,37 +176,17 @@ class ARModel(LatentModel):
     ----------
     inner : LatentModel
         A single-restart :class:`~skivae._core.flow.FlowModule` or
-        :class:`~skivae._core.elbo.IVAEModule`; its prior is replaced by an
-        :class:`ARPrior` around it.
-    order : int
-        Number ``R >= 1`` of previous rows.
-    n_classes, n_aux, hidden, activation
-        How the AR coefficients read ``u`` (as the prior does).
+        :class:`~skivae._core.elbo.IVAEModule`.
+    prior : ARPrior
+        The autoregressive prior around ``inner``'s own prior
+        (:func:`inner_prior`); it replaces that prior in ``inner``.
     """
 
-    def __init__(
-        self,
-        inner,
-        order,
-        *,
-        n_classes=None,
-        n_aux=None,
-        hidden=(64,),
-        activation="leaky_relu",
-    ):
+    def __init__(self, inner, prior):
         super().__init__()
-        self.order = int(order)
+        self.order = prior.order
         self.n_features = inner.n_features
         self.n_components = inner.n_components
-        base = inner.priors[0] if hasattr(inner, "priors") else inner.prior
-        prior = ARPrior(
-            base,
-            order,
-            n_classes=n_classes,
-            n_aux=n_aux,
-            hidden=hidden,
-            activation=activation,
-        )
         if hasattr(inner, "priors"):
             inner.priors = nn.ModuleList([prior])
         else:
