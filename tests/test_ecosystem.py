@@ -225,9 +225,16 @@ def _assert_same_results(a, b):
     assert a.best_params_ == b.best_params_
 
 
-def test_n_jobs_2_loky_matches_serial_and_limits_threads(sim):
+@pytest.fixture(scope="module")
+def serial_search(sim):
+    """The search of :func:`_search` run in this process, once."""
     X, u, _ = sim
-    serial = _search(n_jobs=1).fit(X, u)
+    return _search(n_jobs=1).fit(X, u)
+
+
+def test_n_jobs_2_loky_matches_serial_and_limits_threads(sim, serial_search):
+    X, u, _ = sim
+    serial = serial_search
     parallel = _search(n_jobs=2).fit(X, u)  # joblib's default backend: loky processes
     _assert_same_results(serial, parallel)
     # Every fit ran with n_threads=1 torch thread, in its worker process too, so
@@ -249,14 +256,14 @@ def test_n_threads_none_keeps_the_processes_setting(sim):
     assert (search.cv_results_["mean_test_threads"] == 2).all()
 
 
-def test_dask_backend_matches_serial(sim):
+def test_dask_backend_matches_serial(sim, serial_search):
     distributed = pytest.importorskip(
         "dask.distributed", reason="dask[distributed] is not installed"
     )
     import joblib
 
     X, u, _ = sim
-    serial = _search(n_jobs=1).fit(X, u)
+    serial = serial_search
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None

@@ -586,33 +586,29 @@ def test_init_flow_start_is_where_training_begins(segment_data):
 
 
 # ------------------------------------------------------------------- recovery
-def test_recovers_sources_better_than_plain_vae():
-    """iVAE recovers segment-modulated sources; the plain VAE does worse.
+def test_recovers_segment_modulated_sources():
+    """iVAE recovers segment-modulated sources.
 
     Four Gaussian sources whose variances change across 20 segments, mixed
-    linearly: without u the rotation of the latent space is not identified.
-    (Nonlinear mixings are measured in benchmarks/.)
+    linearly: without u the rotation of the latent space is not identified
+    (the plain VAE reaches 0.781 here), so an estimator that ignored u
+    would not pass 0.95. (Nonlinear mixings are measured in benchmarks/.)
     """
     X, u, S = make_nonstationary_sources(20, 300, 4, n_layers=1, random_state=1)
-    kw = dict(random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ivae = IdentifiableVAE(**kw).fit(X, u)
-        vae = IdentifiableVAE(**kw).fit(X)
-    mcc_ivae = mean_corr_coef(S, ivae.transform(X))
-    mcc_vae = mean_corr_coef(S, vae.transform(X))
-    assert mcc_ivae >= 0.95
-    assert mcc_ivae > mcc_vae + 0.1
+        ivae = IdentifiableVAE(random_state=0).fit(X, u)
+    assert mean_corr_coef(S, ivae.transform(X)) >= 0.95
 
 
-def test_recovers_undercomplete_noisy_sources_better_than_plain_vae():
+def test_recovers_undercomplete_noisy_sources():
     """Undercomplete (3 -> 6), noisy (0.05), 2 xtanh layers.
 
     Bounded recovery check of the default (flow-initialised) iVAE. Measured
     with data seeds 0-3 (version 0.3 defaults): 0.951, 0.952, 0.945, 0.944;
     the plain VAE 0.944, 0.771, 0.712, 0.836 (it is not identifiable, but
-    on seed 0 it happens to land near the sources, so seed 1 is the one
-    where the comparison says something).
+    on seed 0 it happens to land near the sources: seed 1 is the one where
+    the threshold also tells the iVAE from a model that ignored u).
     """
     X, u, S = make_nonstationary_sources(
         20, 300, 3, n_features=6, n_layers=2, noise=0.05, random_state=1
@@ -620,24 +616,20 @@ def test_recovers_undercomplete_noisy_sources_better_than_plain_vae():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ivae = IdentifiableVAE(3, random_state=0).fit(X, u)
-        vae = IdentifiableVAE(3, random_state=0).fit(X)
     assert ivae.init_ == "flow"
-    mcc_ivae = mean_corr_coef(S, ivae.transform(X))
-    assert mcc_ivae >= 0.9
-    assert mcc_ivae > mean_corr_coef(S, vae.transform(X)) + 0.1
+    assert mean_corr_coef(S, ivae.transform(X)) >= 0.9
 
 
 def test_recovers_sources_with_continuous_u():
-    """A continuous covariate u modulating the sources' scales identifies them."""
+    """A continuous covariate u modulating the sources' scales identifies
+    them (linear mixing of Gaussian sources: a model that ignored u would
+    return a rotation of them; the plain VAE reaches 0.871 here)."""
     X, u, S = make_continuous_aux_sources(5000, 3, n_layers=1, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ivae = IdentifiableVAE(random_state=0).fit(X, u)
-        vae = IdentifiableVAE(random_state=0).fit(X)
     assert ivae.u_type_ == "continuous"
-    mcc_ivae = mean_corr_coef(S, ivae.transform(X))
-    assert mcc_ivae >= 0.95
-    assert mcc_ivae > mean_corr_coef(S, vae.transform(X)) + 0.1
+    assert mean_corr_coef(S, ivae.transform(X)) >= 0.95
 
 
 @pytest.mark.gpu

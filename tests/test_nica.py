@@ -586,8 +586,7 @@ def test_gcl_recovers_source_magnitudes():
     assert _magnitude_mcc(S, Z0) < 0.7
 
 
-@pytest.mark.parametrize("seed", [0, 3])
-def test_gcl_recovers_mean_modulated_sources_with_sign(seed):
+def test_gcl_recovers_mean_modulated_sources_with_sign():
     """With u-dependent means GCL recovers s itself (strong MCC).
 
     Measured with data seeds 0-5, one restart: 0.996, 0.996, 0.970, 0.650,
@@ -595,9 +594,11 @@ def test_gcl_recovers_mean_modulated_sources_with_sign(seed):
     kept): 0.996, 0.997, 0.970, 0.995, 0.996, 0.576. Seed 3 is the draw
     where a single restart stops in a poor optimum, so the test fails if the
     restarts are not ranked by the score; seed 5 stays at 0.58 with five
-    restarts too (a hard mixing draw, not tested).
+    restarts too (a hard mixing draw, not tested). Seed 0, where one
+    restart suffices, is no longer run: the other GCL tests cover plain
+    recovery.
     """
-    X, u, S = _mean_modulated_sources(20, 300, 2, random_state=seed)
+    X, u, S = _mean_modulated_sources(20, 300, 2, random_state=3)
     kw = dict(method="gcl", features="mlp", random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -605,7 +606,7 @@ def test_gcl_recovers_mean_modulated_sources_with_sign(seed):
         Z0 = NonlinearICA(max_iter=1, **kw).fit_transform(X, u)
     mcc = mean_corr_coef(S, Z)
     assert mcc >= 0.9
-    assert mcc > mean_corr_coef(S, Z0) + 0.2  # untrained: 0.58 (seed 0), 0.75 (3)
+    assert mcc > mean_corr_coef(S, Z0) + 0.2  # untrained: 0.75
 
 
 def test_gcl_recovers_source_magnitudes_with_continuous_u():
