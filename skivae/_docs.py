@@ -196,6 +196,20 @@ u_past : array-like of shape (n_past,) or (n_past, n_aux), default=None
     ``u``)."""
 
 
+#: numpydoc entry of ``sample``'s ``groups`` (``%(sample_groups)s``).
+_SAMPLE_GROUPS = """\
+groups : array-like of shape (n_samples,), default=None
+    With ``ar_order > 0`` the rows are drawn as sequences, in time
+    order: the rows of one label of ``groups`` form one sequence (labels
+    as in :meth:`fit`; ``n_samples`` is then ``len(groups)`` when ``u`` is
+    not given), and without ``groups`` all rows form one sequence. Each
+    sequence starts from a past at its mean. A model with ``u`` draws
+    sequences at given ``u`` only (one value per row). Ignored with
+    ``ar_order=0``.
+
+    .. versionadded:: 0.6"""
+
+
 def fill_docstring(doc, skip=()):
     """Replace ``%(shared_parameters)s`` / ``%(shared_attributes)s`` /
     ``%(predict_latent_parameters)s`` lines.
@@ -209,6 +223,7 @@ def fill_docstring(doc, skip=()):
         ("shared_parameters", params),
         ("shared_attributes", _SHARED_ATTRIBUTES),
         ("predict_latent_parameters", _PREDICT_LATENT_PARAMETERS),
+        ("sample_groups", _SAMPLE_GROUPS),
     ):
         doc = re.sub(
             rf"^( *)%\({key}\)s$",

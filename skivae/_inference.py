@@ -21,6 +21,7 @@ from skivae._core._torch_utils import (
     torch_threads,
 )
 from skivae._missing import validate_X
+from skivae.preprocessing import _previous_rows
 
 
 def as_tensor(A, device, dtype=torch.float32):
@@ -195,12 +196,21 @@ class _InferenceMixin:
         Xp = self._batched(lambda m, zb, ub: m.inverse(zb), Z)
         return self._unscale_x(Xp.astype(np.float64))
 
-    def _sample(self, n_samples, u, random_state):
+    def _sample(self, n_samples, u, random_state, groups=None):
         """Draw ``(X, Z)`` from ``module_.sample``: ``X`` on the original scale
-        in the fit's dtype, ``Z`` the model's latents in float64."""
+        in the fit's dtype, ``Z`` the model's latents in float64 (with
+        ``ar_order > 0``, sequences: one, or one per label of ``groups``)."""
         check_is_fitted(self)
+        order = getattr(self, "ar_order", 0)
         if u is not None:
             n_samples = len(u)
+        elif groups is not None and order:
+            n_samples = len(groups)
+        if groups is not None and order and len(groups) != n_samples:
+            raise ValueError(
+                f"groups must have one label per sampled row: got {len(groups)} "
+                f"labels for {n_samples} rows of u."
+            )
         if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise ValueError(
                 f"n_samples must be a positive integer, got {n_samples!r}."
@@ -217,28 +227,29 @@ class _InferenceMixin:
             idx = rng.choice(len(p), size=n_samples, p=p / p.sum())
             U = self.aux_encoder_.support_[idx]
         seed = int(rng.randint(np.iinfo(np.int32).max))
-        if getattr(self, "ar_order", 0):
-            Xs, Z = self._sample_sequence(n_samples, u, seed)
-            X = self._unscale_x(Xs.astype(np.float64))
-            return X.astype(self._fit_dtype, copy=False), Z
-        Xs, Z = self._batched(
-            lambda m, xb, ub: m.sample(ub, xb.shape[0]),
-            np.zeros((n_samples, 1)),
-            U,
-            seed=seed,
-        )
+        if order:
+            Xs, Z = self._sample_sequences(n_samples, u, groups, seed)
+        else:
+            Xs, Z = self._batched(
+                lambda m, xb, ub: m.sample(ub, xb.shape[0]),
+                np.zeros((n_samples, 1)),
+                U,
+                seed=seed,
+            )
         X = self._unscale_x(Xs.astype(np.float64))
         return X.astype(self._fit_dtype, copy=False), Z
 
-    def _sample_sequence(self, n_steps, u, seed):
-        """One sequence of ``n_steps`` rows drawn from a model with
-        ``ar_order > 0`` (at the steps' ``u``): standardised ``X``, latents."""
+    def _sample_sequences(self, n_rows, u, groups, seed):
+        """Sequences drawn from a model with ``ar_order > 0`` (at the rows'
+        ``u``; ``groups`` None: one sequence): standardised ``X``, latents."""
         if u is None and self.aux_encoder_ is not None:
             raise ValueError(
-                "This model (ar_order > 0) draws a sequence at given values of u: "
-                "pass u, one value per time step, in time order."
+                "This model (ar_order > 0) draws sequences at given values of u: "
+                "pass u, one value per time step, in time order (and groups= "
+                "for several sequences)."
             )
-        U = self._encode_aux(u, n_steps)
+        U = self._encode_aux(u, n_rows)
+        previous = _previous_rows(groups, n_rows, self.ar_order)
         model = inference_copy(self.module_, self.device_)
         param = next(model.parameters())
         with (
@@ -247,7 +258,7 @@ class _InferenceMixin:
             torch_threads(self.n_threads),
         ):
             ub = None if U is None else as_tensor(U, param.device, param.dtype)
-            xs, z = model.sample_sequence(ub, n_steps)
+            xs, z = model.sample_rows(ub, torch.as_tensor(previous))
         return to_numpy(xs), to_numpy(z).astype(np.float64)
 
     def _prior_moments(self, u, past=None, u_past=None):

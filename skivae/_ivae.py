@@ -463,7 +463,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
         mean, std = self._prior_moments(u, past, u_past)
         return (mean, std) if return_std else mean
 
-    def sample(self, n_samples=1, u=None, random_state=None):
+    def sample(self, n_samples=1, u=None, random_state=None, *, groups=None):
         """Draw from the generative model: z ~ p(z|u), then x ~ p(x|z).
 
         Parameters
@@ -476,11 +476,12 @@ class IdentifiableVAE(_BaseLatentEstimator):
             training data (category frequencies, or rows of continuous ``u``).
         random_state : int, RandomState instance or None, default=None
             Seed of the draws; ``None`` uses the estimator's ``random_state``.
+        %(sample_groups)s
 
         Returns
         -------
         X : ndarray of shape (n_samples, `n_features_in_`)
         Z : ndarray of shape (n_samples, `n_components_`)
         """
-        X, Z = self._sample(n_samples, u, random_state)
+        X, Z = self._sample(n_samples, u, random_state, groups)
         return X, Z.astype(self._fit_dtype, copy=False)

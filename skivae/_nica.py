@@ -649,7 +649,7 @@ class NonlinearICA(_BaseLatentEstimator):
         std = std / self._s_scale
         return (mean, std) if return_std else mean
 
-    def sample(self, n_samples=1, u=None, random_state=None):
+    def sample(self, n_samples=1, u=None, random_state=None, *, groups=None):
         """Draw from the fitted generative model (``"flow"`` and ``"ivae"``).
 
         ``s ~ p(s|u)``, then ``x = g^-1(s)`` (flow, exact) or ``x ~ p(x|s)``
@@ -665,6 +665,7 @@ class NonlinearICA(_BaseLatentEstimator):
             training data (category frequencies, or rows of continuous ``u``).
         random_state : int, RandomState instance or None, default=None
             Seed of the draws; ``None`` uses the estimator's ``random_state``.
+        %(sample_groups)s
 
         Returns
         -------
@@ -679,6 +680,6 @@ class NonlinearICA(_BaseLatentEstimator):
                 f"sample needs a generative model, which method={self.method!r} "
                 "does not learn; use method='flow' or method='ivae'."
             )
-        X, Z = self._sample(n_samples, u, random_state)
+        X, Z = self._sample(n_samples, u, random_state, groups)
         S = (Z.astype(np.float64) - self._s_mean) / self._s_scale
         return X, S.astype(self._fit_dtype, copy=False)

@@ -85,6 +85,56 @@ def test_sampled_sequences_have_the_learned_autocorrelation():
     assert_allclose(lag1, np.tanh([1.0, -0.5]), atol=0.03)
 
 
+def test_sample_rows_draws_each_sequence_from_its_own_past():
+    # Two interleaved sequences of the same model: each follows its own
+    # autocorrelation (a row conditioned on the other sequence's previous
+    # row would not), and one sequence drawn alone is sample_sequence.
+    model = _ar_flow(n_features=2, order=1, seed=2)
+    with torch.no_grad():
+        model.prior.gamma_raw.copy_(torch.tensor([1.0, -0.5], dtype=torch.float64))
+    from skivae.preprocessing import _previous_rows
+
+    groups = np.tile([0, 1], 10000)
+    previous = torch.as_tensor(_previous_rows(groups, len(groups), 1))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        _, z = model.sample_rows(None, previous)
+    z = z.numpy()
+    for g in (0, 1):
+        zg = z[groups == g]
+        lag1 = [np.corrcoef(zg[1:, j], zg[:-1, j])[0, 1] for j in range(2)]
+        assert_allclose(lag1, np.tanh([1.0, -0.5]), atol=0.04)
+    across = [np.corrcoef(z[1:, j], z[:-1, j])[0, 1] for j in range(2)]
+    assert np.abs(across).max() < 0.05  # consecutive rows: other sequences
+    torch.manual_seed(0)
+    with torch.no_grad():
+        one = model.sample_sequence(None, 50)[1]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        rows = model.sample_rows(None, torch.as_tensor(_previous_rows(None, 50, 1)))
+    assert torch.equal(one, rows[1])
+
+
+def test_estimator_samples_sequences_by_groups():
+    X, u, _, groups = make_time_sources(3, 100, 2, n_segments=4, random_state=1)
+    est = NonlinearICA(ar_order=1, max_iter=2, n_init=1, random_state=0)
+    est.fit(X, u, groups=groups)
+    useq = np.tile(u[:30], 2)
+    gseq = np.repeat([0, 1], 30)
+    Xs, S = est.sample(u=useq, groups=gseq, random_state=0)
+    assert Xs.shape == (60, 2) and S.shape == (60, 2)
+    assert_array_equal(est.sample(u=useq, groups=gseq, random_state=0)[0], Xs)
+    # without groups the 60 rows are one sequence: row 30 then has a past
+    one = est.sample(u=useq, random_state=0)[0]
+    assert not np.array_equal(one, Xs)
+    with pytest.raises(ValueError, match="groups must have one label per sampled"):
+        est.sample(u=useq, groups=gseq[:10])
+    # without u: n_samples is len(groups)
+    plain = NonlinearICA(ar_order=1, prior="laplace", max_iter=1, n_init=1)
+    plain.set_params(random_state=0).fit(X, groups=groups)
+    assert plain.sample(groups=gseq, random_state=0)[0].shape == (60, 2)
+
+
 def test_rows_never_borrow_from_another_group():
     X = np.arange(12, dtype=np.float64).reshape(6, 2)
     groups = np.array(["a", "b", "a", "b", "b", "a"])

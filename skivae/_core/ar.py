@@ -258,20 +258,44 @@ class ARModel(LatentModel):
         covariates ``(T, n_aux)``), or None. The first ``R`` steps condition
         on a past at its mean, as in training.
         """
+        steps = torch.arange(n_steps)
+        previous = steps[:, None] - torch.arange(1, self.order + 1)
+        return self.sample_rows(u, previous.clamp(min=-1))
+
+    def sample_rows(self, u, previous):
+        """Draw ``(x, z)`` of rows that form sequences.
+
+        ``previous``: ``(n, R)`` integer indices of the ``1st .. R``-th
+        previous row of each row in its sequence (-1 where there is none);
+        a row's previous rows come before it. Rows at the same depth of
+        their sequences are drawn together, the first rows of every
+        sequence conditioning on a past at its mean, as in training.
+        """
         prior = self.prior
         k = self.n_components
-        like = next(self.parameters()).new_zeros(n_steps, k)
+        n_rows = previous.shape[0]
+        like = next(self.parameters()).new_zeros(n_rows, k)
         base_loc, log_s2 = prior.base.params(u, like)
         base_loc = base_loc.expand_as(like)
         log_s2 = log_s2.expand_as(like)
-        gamma = prior.gamma(u, n_steps)  # (T, R, k)
-        dev = like.new_zeros(n_steps, k)  # z_t - mu(u_t) of the steps drawn
-        z = like.new_zeros(n_steps, k)
-        for t in range(n_steps):
-            shift = like.new_zeros(k)
-            for r in range(1, min(self.order, t) + 1):
-                shift = shift + gamma[t, r - 1] * dev[t - r]
-            loc = base_loc[t] + shift
-            z[t] = prior.base.sample(loc[None], log_s2[t][None])[0]
-            dev[t] = z[t] - base_loc[t]
+        gamma = prior.gamma(u, n_rows)  # (n, R, k)
+        previous = previous.to(like.device)
+        exists = previous >= 0
+        past = previous.clamp(min=0)
+        depth = [0] * n_rows
+        for i, j in enumerate(previous[:, 0].tolist()):  # one more than its past
+            if j >= 0:
+                depth[i] = depth[j] + 1
+        depth = torch.tensor(depth, dtype=torch.long)
+        dev = like.new_zeros(n_rows, k)  # z - mu(u) of the rows drawn
+        z = like.new_zeros(n_rows, k)
+        for level in range(int(depth.max()) + 1 if n_rows else 0):
+            rows = torch.nonzero(depth == level).reshape(-1).to(like.device)
+            shift = like.new_zeros(len(rows), k)
+            for r in range(self.order):
+                mask = exists[rows, r, None].to(like.dtype)
+                shift = shift + gamma[rows, r] * dev[past[rows, r]] * mask
+            loc = base_loc[rows] + shift
+            z[rows] = prior.base.sample(loc, log_s2[rows])
+            dev[rows] = z[rows] - base_loc[rows]
         return self._decode_sample(z), z
