@@ -21,8 +21,11 @@ and is scored by the strong MCC of ``transform(X)`` against the true sources
   and ``ar1+segment`` (``ar_order=1`` with ``u`` = the segment label).
 - ``--part spatial``: :func:`skivae.datasets.make_spatial_sources`, 6000
   points in the unit square, 3 sources whose log-scales are smooth fields,
-  mixed like above. Routes: ``coords`` (the raw coordinates as continuous
-  ``u``), ``spline`` (``aux_transformer=SplineTransformer(n_knots=6)`` on the
+  mixed like above. Families: ``smooth_scales`` (the default fields, 0.5-2
+  cycles of each Fourier feature across the square) and ``rough_scales``
+  (2-5 cycles: more, smaller bumps). Routes: ``coords`` (the raw
+  coordinates as continuous ``u``), ``spline`` and ``spline12``
+  (``aux_transformer=SplineTransformer(n_knots=6)`` or ``12`` on the
   coordinates), ``kmeans`` (``u`` = the labels of ``KMeans(36)`` fitted on
   the coordinates).
 
@@ -53,7 +56,11 @@ TIME_FAMILIES = {
     "ar_variance": dict(kind="ar_variance", innovation="gaussian"),
 }
 TIME_ROUTES = ("segment", "previous", "previous+segment", "none", "ar1", "ar1+segment")
-SPATIAL_ROUTES = ("coords", "spline", "kmeans")
+SPATIAL_FAMILIES = {
+    "smooth_scales": dict(),  # 0.5-2 cycles across the square
+    "rough_scales": dict(cycles=(2.0, 5.0)),
+}
+SPATIAL_ROUTES = ("coords", "spline", "spline12", "kmeans")
 
 
 def _data(part, family, seed, scale):
@@ -66,7 +73,11 @@ def _data(part, family, seed, scale):
         )
         return X, u, S, groups
     X, coords, S = make_spatial_sources(
-        max(300, int(6000 * scale)), 3, n_layers=2, random_state=seed
+        max(300, int(6000 * scale)),
+        3,
+        n_layers=2,
+        random_state=seed,
+        **SPATIAL_FAMILIES[family],
     )
     return X, coords, S, None
 
@@ -97,6 +108,8 @@ def _route(route, X, u, groups):
         return X, u, rows, {}
     if route == "spline":
         return X, u, rows, {"aux_transformer": SplineTransformer(n_knots=6)}
+    if route == "spline12":
+        return X, u, rows, {"aux_transformer": SplineTransformer(n_knots=12)}
     if route == "kmeans":
         labels = KMeans(36, n_init=3, random_state=0).fit_predict(u)
         return X, labels, rows, {}
@@ -149,7 +162,8 @@ def main(argv=None):
         families = args.families or list(TIME_FAMILIES)
         routes = args.routes or list(TIME_ROUTES)
     else:
-        families, routes = ["smooth_scales"], args.routes or list(SPATIAL_ROUTES)
+        families = args.families or list(SPATIAL_FAMILIES)
+        routes = args.routes or list(SPATIAL_ROUTES)
     jobs = [
         dict(part=args.part, family=f, route=r, model=m, seed=s, scale=args.scale)
         for f in families

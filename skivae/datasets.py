@@ -587,7 +587,13 @@ def make_continuous_aux_sources(
 
 
 def _random_smooth_log_std(
-    u, n_sources, rng, n_basis=8, std_range=(0.5, 3.0), aux_map="fourier"
+    u,
+    n_sources,
+    rng,
+    n_basis=8,
+    std_range=(0.5, 3.0),
+    aux_map="fourier",
+    cycles=(0.5, 2.0),
 ):
     """Per-component smooth random functions of ``u``, valued in log(std_range)."""
     n_aux = u.shape[1]
@@ -608,7 +614,8 @@ def _random_smooth_log_std(
         else:
             directions = rng.standard_normal(size=(n_aux, n_basis))
             directions /= np.linalg.norm(directions, axis=0, keepdims=True)
-            freqs = directions * rng.uniform(np.pi, 4 * np.pi, size=n_basis)
+            low, high = 2 * np.pi * cycles[0], 2 * np.pi * cycles[1]
+            freqs = directions * rng.uniform(low, high, size=n_basis)
         phases = rng.uniform(0.0, 2 * np.pi, size=n_basis)
         coefs = rng.standard_normal(size=(n_basis, n_sources))
         g = np.cos(u @ freqs + phases) @ coefs
@@ -875,6 +882,7 @@ def make_spatial_sources(
     activation="leaky_relu",
     source="gaussian",
     n_basis=8,
+    cycles=(0.5, 2.0),
     std_range=(0.5, 3.0),
     mixing="uniform",
     noise=0.0,
@@ -886,8 +894,8 @@ def make_spatial_sources(
     Given its location, every source is zero-mean and independent of the
     others, with a standard deviation that varies smoothly over space: the log
     standard deviation of source ``i`` is a random combination of ``n_basis``
-    random Fourier features of the coordinates (half a cycle to two cycles
-    across the square: a few bumps, not white noise), rescaled so that the
+    random Fourier features of the coordinates (by default half a cycle to
+    two cycles across the square: a few bumps, not white noise), rescaled so that the
     standard deviation spans ``std_range`` over the sample. The locations are
     the auxiliary variable: ``est.fit(X, coords)``. The observations are
     ``X = f(S)`` with the random mixing MLP of
@@ -919,6 +927,14 @@ def make_spatial_sources(
     n_basis : int, default=8
         Number of random Fourier features in each log standard deviation:
         more gives a more irregular field.
+
+    cycles : tuple of float, default=(0.5, 2.0)
+        Bounds ``(low, high)``, with ``0 < low <= high``, of the number of
+        cycles each Fourier feature makes across the unit square (its
+        frequency is drawn uniformly between them, in a random direction):
+        higher gives a rougher field, with more and smaller bumps.
+
+        .. versionadded:: 0.6
 
     std_range : tuple of float, default=(0.5, 3.0)
         Bounds ``(low, high)``, with ``0 < low <= high``, of the standard
@@ -969,6 +985,7 @@ def make_spatial_sources(
     )
     source = _check_option(source, "source", _SOURCES)
     n_basis = _check_int(n_basis, "n_basis", 1)
+    cycles = _check_scale_range(cycles, "cycles")
     std_range = _check_scale_range(std_range, "std_range")
     mixing = _check_option(mixing, "mixing", _MIXINGS)
     noise = _check_noise(noise)
@@ -977,7 +994,7 @@ def make_spatial_sources(
     weights = _draw_mixing_weights(n_sources, n_features, n_layers, True, rng, mixing)
     coords = rng.uniform(0.0, 1.0, size=(n_samples, 2))
     log_std = _random_smooth_log_std(
-        coords, n_sources, rng, n_basis=n_basis, std_range=std_range
+        coords, n_sources, rng, n_basis=n_basis, std_range=std_range, cycles=cycles
     )
     S = np.exp(log_std) * _unit_variance_noise(n_samples, n_sources, source, rng)
     X = _observe(_apply_mlp(S, weights, activation), noise, False, rng)
