@@ -31,6 +31,7 @@ import os
 import sys
 import time
 import warnings
+from functools import partial
 
 _METHODS = ("ivae", "flow", "tcl", "gcl", "vae")
 _TABLE_TYPES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -331,14 +332,16 @@ def _fit_inputs(args):
     df = _read_table(args.data)
     aux = list(args.u or [])
     ignored = [args.id] if args.id is not None else []
+    groups = [args.groups] if args.groups is not None else []
     _check_columns(df, aux, "--u")
     _check_columns(df, ignored, "--id")
-    X = _observations(df, [c for c in df.columns if c not in aux + ignored])
+    _check_columns(df, groups, "--groups")
+    X = _observations(df, [c for c in df.columns if c not in aux + ignored + groups])
     _check_empty_cells(X, args.method)
     u = None
-    if args.method != "vae":
+    if args.method != "vae" and aux:
         u = df[aux[0]].to_numpy() if len(aux) == 1 else df[aux].to_numpy(float)
-    return X, u, aux
+    return X, u, aux, (df[groups[0]].to_numpy() if groups else None)
 
 
 def _check_empty_cells(X, method):
@@ -365,9 +368,45 @@ def _estimator(args):
     )
     if args.max_iter is not None:
         params["max_iter"] = args.max_iter
+    if args.ar_order:
+        params["ar_order"] = args.ar_order
+    if args.prior is not None:
+        params["prior"] = args.prior
+    if args.u_splines is not None:
+        from sklearn.preprocessing import SplineTransformer
+
+        params["aux_transformer"] = SplineTransformer(n_knots=args.u_splines)
     if args.method in ("ivae", "vae"):
         return IdentifiableVAE(**params)
     return NonlinearICA(method=args.method, **params)
+
+
+def _check_fit_options(args):
+    """The option combinations ``fit`` refuses before reading the data."""
+    memory = args.ar_order and args.method in ("flow", "ivae")
+    if args.u_splines is not None and (args.u_splines < 2 or not args.u):
+        raise _UsageError(
+            "--u-splines K needs K >= 2 and numeric --u columns (coordinates or "
+            "times) to expand"
+        )
+    if args.method != "vae" and not args.u and not memory:
+        raise _UsageError(
+            f"--method {args.method} needs the auxiliary variable: --u COLUMN"
+            + (" (or --ar-order R for rows in time order)"
+               if args.method in ("flow", "ivae") else "")
+        )
+    if args.ar_order < 0:
+        raise _UsageError(f"--ar-order must be 0 or more, got {args.ar_order}")
+    if args.ar_order and args.method not in ("flow", "ivae", "vae"):
+        raise _UsageError(
+            f"--ar-order needs --method flow or ivae (a model with a prior), "
+            f"not {args.method}"
+        )
+    if args.groups is not None and not args.ar_order:
+        raise _UsageError(
+            "--groups marks the sequences of rows in time order: use it with "
+            "--ar-order R"
+        )
 
 
 def _fit_summary(args, est, X, u, aux):
@@ -381,25 +420,27 @@ def _fit_summary(args, est, X, u, aux):
     return (
         f"Fitted {type(est).__name__}{kind} on {n} rows x {d} observation columns"
         + (f", u = {', '.join(aux)}" if u is not None else "")
+        + (f", ar_order={args.ar_order}" if args.ar_order else "")
+        + (f" within --groups {args.groups}" if args.groups is not None else "")
         + f"; {est.n_components_} components; model written to {args.model}"
     )
 
 
 def _fit(args):
-    if args.method != "vae" and not args.u:
-        raise _UsageError(
-            f"--method {args.method} needs the auxiliary variable: --u COLUMN"
-        )
+    _check_fit_options(args)
     args.model = _model_to_write(args.model)
     parent = os.path.dirname(os.path.abspath(args.model))
     if not os.path.isdir(parent):
         raise _UserError(f"cannot write --model {args.model}: no directory {parent}")
-    X, u, aux = _fit_inputs(args)
+    X, u, aux, groups = _fit_inputs(args)
     est = _estimator(args)
     with _warnings_to_stderr():
         if args.method == "vae":
             warnings.filterwarnings("ignore", "IdentifiableVAE.fit got u=None")
-        _run(est.fit, X, u)
+        if groups is None:
+            _run(est.fit, X, u)
+        else:
+            _run(partial(est.fit, groups=groups), X, u)
     try:
         est.save(args.model)
     except OSError as exc:
@@ -582,6 +623,38 @@ def _add_fit_parser(sub):
     fit.add_argument("--max-iter", type=int, default=None, metavar="N", help="epochs")
     fit.add_argument("--seed", type=int, default=0, metavar="S", help="random_state")
     fit.add_argument("--id", metavar="COLUMN", help="a column to leave out (row ids)")
+    fit.add_argument(
+        "--ar-order",
+        type=int,
+        default=0,
+        metavar="R",
+        help=(
+            "rows are in time order: the latent prior remembers the R previous "
+            "rows of each sequence (ar_order; flow, ivae); --u is then optional "
+            "(use --prior laplace without it)"
+        ),
+    )
+    fit.add_argument(
+        "--groups",
+        metavar="COLUMN",
+        help="with --ar-order: the sequence of each row (default: one sequence)",
+    )
+    fit.add_argument(
+        "--prior",
+        choices=("gaussian", "gaussian_var", "laplace"),
+        default=None,
+        help="the latent prior's family (default: the estimator's)",
+    )
+    fit.add_argument(
+        "--u-splines",
+        type=int,
+        default=None,
+        metavar="K",
+        help=(
+            "expand the numeric --u columns (coordinates, times) into cubic "
+            "B-splines with K knots each (aux_transformer=SplineTransformer)"
+        ),
+    )
     fit.add_argument(
         "--model",
         required=True,

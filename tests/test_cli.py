@@ -524,3 +524,61 @@ def test_empty_cells_through_the_installed_command(tmp_path):
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("skivae: error: the data have")
     assert "--method ivae" in line and "empty cell" in line
+
+
+# --------------------------------------------- ordered rows, splines of u
+def test_fit_with_ar_order_and_groups(table, tmp_path, capsys):
+    # The table's rows as two sequences (the parity of their number): the
+    # model must remember 1 row, read the groups column as the sequences
+    # (not as an observation) and score like the same fit in Python.
+    import pandas as pd
+
+    from skivae import NonlinearICA, load
+
+    path, df = table
+    df = df.drop(columns="seg").assign(seq=np.arange(len(df)) % 2)
+    df.to_csv(path, index=False)
+    model = tmp_path / "ar"
+    argv = _fit_args(path, model, "--method", "flow", "--ar-order", "1",
+                     "--groups", "seq", "--prior", "laplace")  # fmt: skip
+    assert main(argv) == 0
+    est = load(str(model) + ".skivae")
+    assert est.ar_order == 1 and est.prior == "laplace" and est.aux_encoder_ is None
+    assert list(est.feature_names_in_) == ["alpha", "beta", "t"]
+    X = df.drop(columns=["rid", "seq"])
+    ref = NonlinearICA(ar_order=1, prior="laplace", max_iter=2, random_state=0)
+    ref.fit(X, groups=df["seq"].to_numpy())
+    assert est.score(X, groups=df["seq"]) == ref.score(X, groups=df["seq"])
+    out = tmp_path / "z.csv"
+    assert main(["transform", str(path), "--model", str(model), "--output",
+                 str(out), "--id", "rid", "--quiet"]) == 0  # fmt: skip
+    assert pd.read_csv(out).shape == (len(df), 1 + est.n_components_)
+
+
+def test_fit_with_spline_expanded_u(table, tmp_path):
+    from skivae import load
+
+    path, df = table
+    df.drop(columns="seg").to_csv(path, index=False)
+    model = tmp_path / "sp"
+    argv = _fit_args(path, model, "--method", "flow", "--u", "t", "--u-splines", "5")
+    assert main(argv) == 0
+    est = load(str(model) + ".skivae")
+    assert est.aux_transformer.get_params()["n_knots"] == 5
+    assert est.u_type_ == "continuous" and est.n_aux_ == 7  # 5 knots, degree 3
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--u", "seg", "--groups", "seg"], "--groups marks the sequences"),
+        (["--method", "tcl", "--u", "seg", "--ar-order", "1"], "--ar-order needs"),
+        (["--u", "seg", "--ar-order", "-1"], "--ar-order must be 0 or more"),
+        (["--u-splines", "4"], "--u-splines K needs"),
+        (["--method", "flow"], "(or --ar-order R for rows in time order)"),
+    ],
+)
+def test_ordered_and_spline_usage_errors(table, tmp_path, capsys, extra, message):
+    path, _ = table
+    assert main(_fit_args(path, tmp_path / "m", *extra)) == 2
+    assert message in _error_line(capsys)
