@@ -959,3 +959,27 @@ SPATIAL_BAD = [
 def test_spatial_bad_arguments(params, name):
     with pytest.raises(ValueError, match=name):
         make_spatial_sources(**{"n_samples": 50, "n_sources": 2, **params})
+
+
+def test_spatial_cycles_control_the_roughness_of_the_fields():
+    # The default cycles give the same draw as before the parameter; more
+    # cycles give log-scale fields that change faster between neighbours.
+    from skivae.datasets import make_spatial_sources
+
+    base = make_spatial_sources(2000, 2, random_state=0)
+    same = make_spatial_sources(2000, 2, cycles=(0.5, 2.0), random_state=0)
+    np.testing.assert_array_equal(base[0], same[0])
+
+    def extrema(cycles):
+        # local extrema of the log-scale fields along the square's diagonal
+        from skivae.datasets import _random_smooth_log_std
+
+        t = np.linspace(0.0, 1.0, 2001)
+        field = _random_smooth_log_std(
+            np.column_stack([t, t]), 20, np.random.RandomState(0), cycles=cycles
+        )
+        return np.sum(np.diff(np.sign(np.diff(field, axis=0)), axis=0) != 0) / 20
+
+    assert extrema((4.0, 6.0)) > 3 * extrema((0.5, 1.0))
+    with pytest.raises(ValueError, match="cycles must satisfy"):
+        make_spatial_sources(100, 2, cycles=(2.0, 1.0))
