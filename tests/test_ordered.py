@@ -347,3 +347,26 @@ def test_flow_recovers_spatial_sources_with_a_spline_basis_of_the_coordinates():
     )
     est.fit(X, coords)
     assert mean_corr_coef(S, est.transform(X)) > 0.95  # 0.995
+
+
+def test_masked_ivae_with_memory():
+    # Missing cells and ar_order together: the masked iVAE trains, transforms
+    # and scores rows whose past has missing cells (the encoder reads the
+    # past rows' masks), and the past still counts; the flow names the remedy.
+    X, u, _, groups = make_time_sources(3, 100, 2, n_segments=4, random_state=1)
+    Xm = X.copy()
+    Xm[np.arange(0, 300, 7), 0] = np.nan
+    est = IdentifiableVAE(2, ar_order=1, max_iter=2, random_state=0)
+    est.fit(Xm, u, groups=groups)
+    assert est.masked_
+    assert np.isfinite(est.transform(Xm)).all()
+    before = est.score_samples(Xm, u, groups=groups)
+    assert np.isfinite(before).all()
+    t = 8  # row 7 (its past) has a missing cell; row 8 is complete
+    assert np.isnan(Xm[t - 1, 0]) and not np.isnan(Xm[t]).any()
+    X2 = Xm.copy()
+    X2[t - 1, 1] += 1.0  # an observed cell of the past
+    after = est.score_samples(X2, u, groups=groups)
+    assert after[t] != before[t]
+    with pytest.raises(ValueError, match="method=\"ivae\"|method='ivae'"):
+        NonlinearICA(ar_order=1, max_iter=1).fit(Xm, u, groups=groups)
