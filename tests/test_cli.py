@@ -306,31 +306,6 @@ def test_every_command_has_help(command, capsys):
     assert "--model" in capsys.readouterr().out
 
 
-def test_real_subprocess(table, tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    path, _ = table
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    model = tmp_path / "m.skivae"
-    ok = subprocess.run(
-        [sys.executable, "-m", "skivae", *_fit_args(path, model, "--u", "seg")],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
-    assert ok.returncode == 0, ok.stderr
-    assert model.is_file()
-    bad = subprocess.run(
-        [sys.executable, "-m", "skivae", "transform", str(path), "--model",
-         str(tmp_path / "missing.skivae"), "--output", str(tmp_path / "z.csv")],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
-    assert bad.returncode == 1
-    assert bad.stderr.strip() == (
-        f"skivae: error: no such model file: {tmp_path / 'missing.skivae'}"
-    )
-
-
 # ------------------------------------- --model without .skivae, - for stdin/out
 def _transform_args(data, model, output, *extra):
     return ["transform", str(data), "--model", str(model), "--output", str(output),

@@ -529,20 +529,6 @@ def test_pipeline_and_grid_search_over_method(segment_data):
 
 
 # ------------------------------------------------------------------- recovery
-def test_ivae_recovers_sources():
-    """Four Gaussian sources, variances modulated by 20 segments, linear mixing."""
-    X, u, S = make_nonstationary_sources(20, 300, 4, n_layers=1, random_state=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ivae = NonlinearICA(method="ivae", random_state=0)
-        Z = ivae.fit_transform(X, u)  # measured 0.998
-        # Baseline: one epoch from a random start (0.77).
-        Z0 = ivae.set_params(max_iter=1, init="random").fit_transform(X, u)
-    mcc = mean_corr_coef(S, Z)
-    assert mcc >= 0.95
-    assert mcc > mean_corr_coef(S, Z0) + 0.1
-
-
 def test_tcl_recovers_source_magnitudes():
     """TCL estimates ``|s|`` (its features are ``|h(x)|``), 2-layer mixing.
 
@@ -767,6 +753,8 @@ def test_contrastive_flow_start_recovers_signed_sources(method):
         warnings.simplefilter("ignore")
         kw = dict(method=method, max_iter=15, random_state=0)
         Z = NonlinearICA(**kw).fit_transform(X, u)
-        Zr = NonlinearICA(init="random", **kw).fit_transform(X, u)
-    assert mean_corr_coef(S, Z) >= 0.9
-    assert mean_corr_coef(S, Z) > mean_corr_coef(S, Zr) + 0.02
+        assert mean_corr_coef(S, Z) >= 0.9
+        if method == "gcl":  # (TCL's random start stays below 0.78: the
+            # threshold alone tells the starts apart)
+            Zr = NonlinearICA(init="random", **kw).fit_transform(X, u)
+            assert mean_corr_coef(S, Z) > mean_corr_coef(S, Zr) + 0.02
