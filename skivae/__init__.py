@@ -6,12 +6,14 @@ work in Pipelines and hyper-parameter searches.
 """
 
 from skivae._aux import IdentifiabilityWarning
+from skivae._core.training import CompileFallbackWarning
 from skivae._ivae import IdentifiableVAE
 from skivae._nica import NonlinearICA
 from skivae._persistence import load
 from skivae._version import __version__
 
 __all__ = [
+    "CompileFallbackWarning",
     "IdentifiableVAE",
     "IdentifiabilityWarning",
     "NonlinearICA",

@@ -66,6 +66,7 @@ _SHARED_CONSTRAINTS = {
     "warm_start": ["boolean"],
     "device": [str],
     "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+    "compile": ["boolean"],
     "random_state": ["random_state"],
     "verbose": ["verbose"],
 }
@@ -110,6 +111,7 @@ class _BaseLatentEstimator(
         warm_start=False,
         device="cpu",
         n_threads=1,
+        compile=False,
         random_state=None,
         verbose=0,
     ):
@@ -130,6 +132,7 @@ class _BaseLatentEstimator(
         self.warm_start = warm_start
         self.device = device
         self.n_threads = n_threads
+        self.compile = compile
         self.random_state = random_state
         self.verbose = verbose
 
@@ -430,6 +433,7 @@ class _BaseLatentEstimator(
                     n_iter_no_change=self.n_iter_no_change,
                     generator=torch.Generator().manual_seed(seed),
                     progress=progress,
+                    compile=self.compile,
                 )
             finally:
                 if progress is not None:

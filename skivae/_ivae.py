@@ -300,6 +300,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
                 activation=self.activation,
                 device=self.device_,
                 ar_order=self.ar_order,
+                compile=self.compile,
             )
         return self._with_memory(module)
 

@@ -430,6 +430,7 @@ class NonlinearICA(_BaseLatentEstimator):
                     hidden_layer_sizes=self.hidden_layer_sizes,
                     activation=self.activation,
                     device=self.device_,
+                    compile=self.compile,
                     **flow,
                 )
                 return net, True

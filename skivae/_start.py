@@ -88,9 +88,11 @@ def fit_short_flow(
     bins=D.SPLINE_BINS,
     bound=D.SPLINE_BOUND,
     ar_order=0,
+    compile=False,
 ):
     """Fit a flow (one restart, the flow's default training) to ``X``, ``U``:
-    ``max_iter`` epochs, fewer on large data (:func:`~skivae._defaults.capped_epochs`).
+    ``max_iter`` epochs, fewer on large data (:func:`~skivae._defaults.capped_epochs`);
+    ``compile``: the estimator's parameter (:func:`~skivae._core.training.train`).
 
     With ``ar_order > 0`` the rows are packed with their past (see
     :mod:`skivae._core.ar`) and the flow has the autoregressive prior; its
@@ -147,6 +149,7 @@ def fit_short_flow(
             batch_size=batch_size,
             learning_rate=D.FLOW_LR,
             generator=torch.Generator().manual_seed(seed),
+            compile=compile,
         )
     final = mean_score_loss(module, Xt, Ut)
     if not np.isfinite(final):

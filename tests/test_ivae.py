@@ -482,8 +482,10 @@ def test_init_auto_resolves_and_sets_the_training_settings(segment_data):
     assert flow.n_iter_ == flow.training_settings_["max_iter"] == 87
     assert flow.training_settings_["batch_size"] == 32
     assert flow.training_settings_["learning_rate_init"] == 0.001
-    rand = IdentifiableVAE(init="random", **kw).fit(X[:400], u[:400])
-    assert rand.init_ == "random"
+    # (the settings are resolved before training: stop it after 2 epochs)
+    rand = IdentifiableVAE(init="random", **{**kw, "n_iter_no_change": 1, "tol": 1e9})
+    rand.fit(X[:400], u[:400])
+    assert rand.init_ == "random" and rand.n_iter_ == 2
     # 400 rows: 13 steps per epoch, ceil(4000 / 13) = 308 epochs at 0.01
     assert rand.training_settings_["max_iter"] == 308
     assert rand.training_settings_["learning_rate_init"] == 0.01

@@ -198,6 +198,10 @@ class ARModel(LatentModel):
         return self.inner.log_density
 
     @property
+    def compile_pays(self):
+        return self.inner.compile_pays
+
+    @property
     def transform_batch_size(self):
         return getattr(self.inner, "transform_batch_size", 1024)
 

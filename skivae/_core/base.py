@@ -56,7 +56,13 @@ class LatentModel(nn.Module, metaclass=ABCMeta):
         True when ``score_samples`` is a log-density of ``x`` (or a bound on
         one); the estimators then add the log-Jacobian of their
         standardisation of ``X`` so that scores refer to the original scale.
+    compile_pays : bool
+        Whether :func:`torch.compile` of ``loss`` was measured to speed up
+        training on CPU (``compile=True`` compiles only such models; see
+        ``benchmarks/bench_compile.py``). False by default.
     """
+
+    compile_pays = False
 
     log_density = False
 

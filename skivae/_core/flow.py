@@ -190,6 +190,9 @@ class FlowModule(LatentModel):
     log_density = True
     #: rows per batch of ``transform`` (None: by cells, see ``apply_batched``)
     transform_batch_size = None
+    #: torch.compile of the loss: 2-3x faster steps on CPU (many small
+    #: spline operations fused), where the iVAE's was slower
+    compile_pays = True
 
     weight = _delegate("weight")
     bias = _delegate("bias")

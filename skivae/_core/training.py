@@ -10,6 +10,7 @@ data on the model's device, draws mini-batch orders from its own seeded
 
 import copy
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -83,18 +84,99 @@ def _cosine_schedule(optimizer, total_steps):
     )
 
 
-def _run_epoch(model, optimizer, scheduler, X, U, batch_size, generator, grad_clip):
+class CompileFallbackWarning(UserWarning):
+    """``compile=True`` was asked for but ``torch.compile`` failed here; the
+    model trained eagerly instead."""
+
+
+class _LossStep:
+    """Forward and backward of ``model.loss`` on one mini-batch, through
+    :func:`torch.compile` when ``compile`` is true.
+
+    The compiled graph is built at the first step. If building or running it
+    fails there (no C++ compiler, an unsupported platform or operator), the
+    step is redone eagerly, with the random state it started from, and every
+    later step stays eager: a :class:`CompileFallbackWarning` says why.
+    """
+
+    #: the backend handed to :func:`torch.compile`
+    backend = "inductor"
+
+    def __init__(self, model, compile=False):
+        self.model = model
+        self.loss = model.loss
+        self.first = compile  # compiled at the first step
+
+    def __call__(self, optimizer, x, u):
+        if self.first:
+            self.first = False
+            rng = _rng_state(x.device)
+            try:
+                with warnings.catch_warnings():
+                    # torch's own deprecation notices, raised while it compiles
+                    warnings.filterwarnings(
+                        "ignore", message=".*torch.jit.*", category=FutureWarning
+                    )
+                    warnings.filterwarnings(
+                        "ignore", message=".*torch.jit.*", category=DeprecationWarning
+                    )
+                    self.loss = torch.compile(self.model.loss, backend=self.backend)
+                    return self._step(optimizer, x, u)
+            except Exception as exc:  # dynamo, inductor and compilers raise many
+                warnings.warn(
+                    f"compile=True: torch.compile failed ({_root_cause(exc)}); "
+                    "training eagerly instead. Set compile=False to silence "
+                    "this warning.",
+                    CompileFallbackWarning,
+                    stacklevel=2,
+                )
+                self.loss = self.model.loss
+                _set_rng_state(x.device, rng)
+        return self._step(optimizer, x, u)
+
+    def _step(self, optimizer, x, u):
+        loss_vec = self.loss(x, u)
+        optimizer.zero_grad(set_to_none=True)
+        loss_vec.mean().backward()
+        return loss_vec
+
+
+def _root_cause(exc):
+    """``Type: first line`` of the innermost exception (torch wraps a
+    backend's error in its own)."""
+    inner = exc
+    while inner is not None:
+        exc = inner
+        inner = getattr(exc, "inner_exception", None) or exc.__cause__
+    lines = str(exc).strip().splitlines() or [""]
+    return f"{type(exc).__name__}: {lines[0][:200]}"
+
+
+def _rng_state(device):
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
+
+
+def _set_rng_state(device, state):
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
+def _run_epoch(
+    model, optimizer, scheduler, X, U, batch_size, generator, grad_clip, step=None
+):
     """One pass over shuffled mini-batches; returns the mean training loss.
 
+    ``step``: a :class:`_LossStep` (``model.loss`` run eagerly by default).
     Raises :class:`DivergenceError` when that loss is not finite.
     """
+    step = _LossStep(model) if step is None else step
     params = [p for p in model.parameters() if p.requires_grad]
     epoch_sum = X.new_zeros(())
     order = torch.randperm(X.shape[0], generator=generator).to(X.device)
     for idx in order.split(batch_size):
-        loss_vec = model.loss(X[idx], _index(U, idx))
-        optimizer.zero_grad(set_to_none=True)
-        loss_vec.mean().backward()
+        loss_vec = step(optimizer, X[idx], _index(U, idx))
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
         optimizer.step()
@@ -126,6 +208,7 @@ def train(
     generator=None,
     grad_clip=10.0,
     progress=None,
+    compile=False,
 ):
     """Minimise the mean of ``model.loss`` with Adam.
 
@@ -153,6 +236,11 @@ def train(
         Maximum norm of the gradient at each step.
     progress : callable ``(epoch, train_loss, val_loss) -> None`` or None
         Called once per epoch (progress bars, verbose printing).
+    compile : bool
+        Run ``model.loss`` (forward and backward) through
+        :func:`torch.compile` if the model's ``compile_pays``, falling back
+        to eager execution with a :class:`CompileFallbackWarning` where that
+        fails (see :class:`_LossStep`).
 
     Returns
     -------
@@ -169,9 +257,10 @@ def train(
     history = TrainHistory(val_loss=None if X_val is None else [])
     best_state, no_improve = None, 0
     model.train()
+    step = _LossStep(model, compile and model.compile_pays)
     for epoch in range(max_iter):
         train_loss = _run_epoch(
-            model, optimizer, scheduler, X, U, batch_size, generator, grad_clip
+            model, optimizer, scheduler, X, U, batch_size, generator, grad_clip, step
         )
         history.n_iter, history.n_steps = epoch + 1, (epoch + 1) * steps_per_epoch
         history.train_loss.append(train_loss)
