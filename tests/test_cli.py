@@ -452,12 +452,13 @@ def test_console_script_pipes_with_a_bare_model_name(table, tmp_path):
 
 
 # ------------------------------------------------------------------ empty cells
-def test_empty_cells_through_the_installed_command(tmp_path):
+def test_empty_cells_through_the_installed_command(tmp_path, capsys):
     # A CSV with empty cells: the iVAE fits on the observed cells and
-    # transforms partial rows; the flow refuses with one line naming the
-    # remedy. Runs the installed ``skivae`` command (``python -m skivae``
-    # where the script is not on PATH), so a traceback or a message lost
-    # between the estimator and the terminal fails it.
+    # transforms partial rows through the installed ``skivae`` command
+    # (``python -m skivae`` where the script is not on PATH), so a traceback
+    # or a message lost between the estimator and the terminal fails it; the
+    # flow refuses with one line naming the remedy (``main`` in this process:
+    # the same code path after the entry point, without a third start-up).
     import os
     import shutil
     import subprocess
@@ -492,11 +493,13 @@ def test_empty_cells_through_the_installed_command(tmp_path):
     assert done.returncode == 0, done.stderr
     Z = pd.read_csv(__import__("io").StringIO(done.stdout))
     assert Z.shape == (len(df), 3) and np.isfinite(Z.to_numpy()).all()
-    done = skivae("fit", "gaps.csv", "--u", "seg", "--method", "flow", "--quiet",
-                  "--model", "f")  # fmt: skip
-    assert done.returncode == 1
-    assert "Traceback" not in done.stderr
-    (line,) = done.stderr.strip().splitlines()
+    capsys.readouterr()
+    status = main(["fit", str(tmp_path / "gaps.csv"), "--u", "seg", "--method",
+                   "flow", "--quiet", "--model", str(tmp_path / "f")])  # fmt: skip
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = err.strip().splitlines()
     assert line.startswith("skivae: error: the data have")
     assert "--method ivae" in line and "empty cell" in line
 

@@ -738,7 +738,9 @@ def test_contrastive_flow_start_recovers_signed_sources(method):
 
     Measured with data seeds 0-3 (default / init='random', 15 epochs): TCL
     0.969, 0.963, 0.960, 0.961 / 0.768, 0.746, 0.648, 0.617; GCL 0.951,
-    0.954, 0.952, 0.949 / 0.902, 0.900, 0.918, 0.914.
+    0.954, 0.952, 0.949 / 0.902, 0.900, 0.918, 0.914. The thresholds (0.9
+    for TCL, 0.93 for GCL) lie between the two starts, so a start that did
+    not help fails them without fitting the random start here.
     """
     X, u, S = make_nonstationary_sources(
         20,
@@ -753,8 +755,4 @@ def test_contrastive_flow_start_recovers_signed_sources(method):
         warnings.simplefilter("ignore")
         kw = dict(method=method, max_iter=15, random_state=0)
         Z = NonlinearICA(**kw).fit_transform(X, u)
-        assert mean_corr_coef(S, Z) >= 0.9
-        if method == "gcl":  # (TCL's random start stays below 0.78: the
-            # threshold alone tells the starts apart)
-            Zr = NonlinearICA(init="random", **kw).fit_transform(X, u)
-            assert mean_corr_coef(S, Z) > mean_corr_coef(S, Zr) + 0.02
+    assert mean_corr_coef(S, Z) >= {"tcl": 0.9, "gcl": 0.93}[method]
