@@ -8,7 +8,10 @@ Where ``torch.cuda.is_available()``, this script
    and a masked ``IdentifiableVAE()`` (30 % of the cells missing) on the
    paper's setting (``make_nonstationary_sources(40, 1000, 5, n_layers=3)``,
    data seeds ``--seeds``) with ``device="cpu"`` and ``device="cuda"``, and
-   prints MCC and fit seconds side by side (CPU on ``--threads`` threads).
+   prints MCC and fit seconds side by side (CPU on ``--threads`` threads);
+   with ``--compile``, also on CUDA with ``compile=True`` (``cuda+compile``:
+   the first fit of each model pays the compilation, later seeds reuse it;
+   a ``CompileFallbackWarning`` is reported as ``fell back``).
 
 Where no CUDA device is available it says so and exits with status 0, so
 the script can stay in a CI job that runs everywhere. Results go to
@@ -16,6 +19,7 @@ the script can stay in a CI job that runs everywhere. Results go to
 
     python benchmarks/bench_device.py
     python benchmarks/bench_device.py --seeds 1 2 3 --tag device
+    python benchmarks/bench_device.py --skip-tests --compile --tag device_compile
 """
 
 import argparse
@@ -27,13 +31,13 @@ import sys
 import time
 
 
-def fit_one(model, device, seed, threads):
+def fit_one(model, mode, seed, threads):
     import warnings
 
     import numpy as np
     import torch
 
-    from skivae import IdentifiableVAE, NonlinearICA
+    from skivae import CompileFallbackWarning, IdentifiableVAE, NonlinearICA
     from skivae.datasets import make_nonstationary_sources
     from skivae.metrics import mean_corr_coef
 
@@ -43,15 +47,19 @@ def fit_one(model, device, seed, threads):
     if model == "ivae_masked":
         X = np.where(np.random.default_rng(seed).random(X.shape) < 0.3, np.nan, X)
     cls = NonlinearICA if model == "flow" else IdentifiableVAE
-    est = cls(random_state=0, device=device)
+    device = mode.split("+")[0]
+    est = cls(random_state=0, device=device, compile=mode.endswith("+compile"))
     t0 = time.perf_counter()
-    est.fit(X, u)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CompileFallbackWarning)
+        est.fit(X, u)
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
     return dict(
         model=model,
-        device=device,
+        device=mode,
+        fell_back=any(issubclass(w.category, CompileFallbackWarning) for w in caught),
         seed=seed,
         mcc=mean_corr_coef(S, est.transform(X)),
         seconds=seconds,
@@ -65,6 +73,9 @@ def main(argv=None):
     p.add_argument("--models", nargs="+", default=["flow", "ivae", "ivae_masked"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--skip-tests", action="store_true")
+    p.add_argument(
+        "--compile", action="store_true", help="also fit on CUDA with compile=True"
+    )
     p.add_argument("--tag", default="device")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = p.parse_args(argv)
@@ -97,22 +108,24 @@ def main(argv=None):
 
     out(f'device="auto" resolves to {resolve_device("auto")}')
     rows = []
+    modes = ["cpu", "cuda"] + (["cuda+compile"] if args.compile else [])
     for model in args.models:
-        for device in ("cpu", "cuda"):
+        for device in modes:
             for seed in args.seeds:
                 r = fit_one(model, device, seed, args.threads)
                 rows.append(r)
                 out(
-                    f"{model:12s} {device:5s} seed {seed}: MCC {r['mcc']:.3f}, "
+                    f"{model:12s} {device:12s} seed {seed}: MCC {r['mcc']:.3f}, "
                     f"{r['seconds']:.1f} s (device_ {r['device_']})"
+                    + (" fell back" if r["fell_back"] else "")
                 )
-    out("\nmodel         device  median MCC  worst MCC  median seconds")
+    out("\nmodel         device        median MCC  worst MCC  median seconds")
     for model in args.models:
-        for device in ("cpu", "cuda"):
+        for device in modes:
             rs = [r for r in rows if r["model"] == model and r["device"] == device]
             mcc = [r["mcc"] for r in rs]
             out(
-                f"{model:12s}  {device:6s}  {statistics.median(mcc):10.3f}  "
+                f"{model:12s}  {device:12s}  {statistics.median(mcc):10.3f}  "
                 f"{min(mcc):9.3f}  {statistics.median(r['seconds'] for r in rs):14.1f}"
             )
     os.makedirs(args.out, exist_ok=True)

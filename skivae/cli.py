@@ -392,8 +392,11 @@ def _check_fit_options(args):
     if args.method != "vae" and not args.u and not memory:
         raise _UsageError(
             f"--method {args.method} needs the auxiliary variable: --u COLUMN"
-            + (" (or --ar-order R for rows in time order)"
-               if args.method in ("flow", "ivae") else "")
+            + (
+                " (or --ar-order R for rows in time order)"
+                if args.method in ("flow", "ivae")
+                else ""
+            )
         )
     if args.ar_order < 0:
         raise _UsageError(f"--ar-order must be 0 or more, got {args.ar_order}")
