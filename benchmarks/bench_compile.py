@@ -5,7 +5,11 @@ For each family and each mode (``eager``: ``compile=False``; ``compile``:
 draws one after the other, as a search does: the first compiled fit pays
 for the compilation, the later ones reuse the graph. Each compiling
 process gets an empty inductor cache (``TORCHINDUCTOR_CACHE_DIR``), so the
-first fit's cost is the cold one a new user sees. Processes run ``--jobs``
+first fit's cost is the cold one a new user sees. With ``--warm-cache`` a
+third mode, ``compile_warm``, measures the next session on the same
+machine: its process starts with an on-disk cache that an earlier process
+(one compiled fit on the first seed, not reported) filled, as torch's
+default cache directory is after any compiled fit. Processes run ``--jobs``
 at a time on one torch thread each.
 
 Prints, per family, model and mode: the first fit's seconds, the median
@@ -16,6 +20,8 @@ The families are ``bench_families.py``'s.
     python benchmarks/bench_compile.py
     python benchmarks/bench_compile.py --models flow ivae --families paper_std \\
         --seeds 1 2 3 --tag compile_ivae
+    python benchmarks/bench_compile.py --warm-cache --modes compile \\
+        --tag compile_warm
 """
 
 import argparse
@@ -29,8 +35,9 @@ import tempfile
 from _common import print_table, run_isolated
 
 
-def fit_draws(family, model, mode, seeds):
-    """Fit ``model`` on each draw of ``family`` in this process."""
+def fit_draws(family, model, mode, seeds, cache_dir=None):
+    """Fit ``model`` on each draw of ``family`` in this process; a compiling
+    mode uses the inductor cache ``cache_dir`` (a new empty one if None)."""
     import time
     import warnings
 
@@ -38,15 +45,16 @@ def fit_draws(family, model, mode, seeds):
 
     from skivae.metrics import mean_corr_coef
 
-    if mode == "compile":  # a cold cache, private to this process
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor")
+    compile = mode.startswith("compile")
+    if compile:  # by default a cold cache, private to this process
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache_dir or tempfile.mkdtemp(
+            prefix="inductor"
+        )
     warnings.simplefilter("ignore")
     rows = []
     for i, seed in enumerate(seeds):
         X, u, S = family_data(family, seed)
-        est = make_estimator(
-            model, family, S.shape[1], 0, {"compile": mode == "compile"}
-        )
+        est = make_estimator(model, family, S.shape[1], 0, {"compile": compile})
         t0 = time.perf_counter()
         est.fit(X, u)
         seconds = time.perf_counter() - t0
@@ -97,6 +105,14 @@ def main(argv=None):
                    "laplace_leaky", "cont_square"])  # fmt: skip
     p.add_argument("--models", nargs="+", default=["flow"], choices=["flow", "ivae"])
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
+    p.add_argument(
+        "--modes", nargs="+", default=["eager", "compile"], choices=["eager", "compile"]
+    )
+    p.add_argument(
+        "--warm-cache",
+        action="store_true",
+        help="also compile_warm: compiled fits from a cache an earlier process filled",
+    )
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--tag", default="compile")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
@@ -106,8 +122,24 @@ def main(argv=None):
         dict(family=f, model=m, mode=mode, seeds=args.seeds)
         for f in args.families
         for m in args.models
-        for mode in ("eager", "compile")
+        for mode in args.modes
     ]
+    if args.warm_cache:  # fill one cache per family and model, then reuse it
+        warm = [
+            dict(
+                family=f,
+                model=m,
+                mode="compile_warm",
+                seeds=args.seeds,
+                cache_dir=tempfile.mkdtemp(prefix="inductor_warm"),
+            )
+            for f in args.families
+            for m in args.models
+        ]
+        priming = [j | dict(mode="compile", seeds=args.seeds[:1]) for j in warm]
+        for _ in run_isolated(fit_draws, priming, n_jobs=args.jobs):
+            pass
+        jobs += warm
     rows = []
     for result in run_isolated(fit_draws, jobs, n_jobs=args.jobs):
         for r in result["rows"]:

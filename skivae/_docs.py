@@ -123,7 +123,9 @@ compile : bool, default=False
     compiling, later fits reuse the graph. Measured on one thread per fit,
     later fits on 4 families: the flow 4.4-6.6 s against 13.3-15.8 s
     eagerly, the default iVAE 13.8 s against 19.5 s, at the same median MCC
-    (``benchmarks/bench_compile.py``). The iVAE's own loss stays eager: it
+    (``benchmarks/bench_compile.py``). torch caches the compiled code on
+    disk, so a later process on the same machine starts warm: its first
+    flow fit took 8.6-10.9 s. The iVAE's own loss stays eager: it
     ran slower compiled. Results are reproducible for a ``random_state``
     but differ from the eager ones in the last bits, so trajectories part.
     Where compiling fails (no C++ compiler, say) ``fit`` trains eagerly with
