@@ -287,4 +287,6 @@ def _check_continuous(u, n_samples):
             f"u has {arr.shape[0]} rows but X has {n_samples} samples; give "
             "one value of u per row of X."
         )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("u contains NaN or infinity; remove or impute those rows.")
     return check_array(arr, dtype=np.float64, input_name="u")

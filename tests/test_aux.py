@@ -77,8 +77,10 @@ def test_continuous_transform_errors():
         enc.transform(np.zeros((3, 1)), 3)
     with pytest.raises(ValueError, match="u has 4 rows but X has 3 samples"):
         enc.transform(np.zeros((4, 2)), 3)
-    with pytest.raises(ValueError, match="Input u contains NaN"):
+    with pytest.raises(ValueError, match="u contains NaN or infinity; remove or"):
         enc.transform(np.array([[0.0, np.nan]]), 1)
+    with pytest.raises(ValueError, match="u contains NaN or infinity; remove or"):
+        enc.transform(np.array([[0.0, -np.inf]]), 1)
     with pytest.raises(ValueError, match="must be numeric"):
         enc.transform(np.array([["a", "b"]]), 1)
 
