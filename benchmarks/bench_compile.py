@@ -45,8 +45,8 @@ def fit_draws(family, model, mode, seeds, cache_dir=None):
 
     from skivae.metrics import mean_corr_coef
 
-    compile = mode.startswith("compile")
-    if compile:  # by default a cold cache, private to this process
+    compiled = mode.startswith("compile")
+    if compiled:  # by default a cold cache, private to this process
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache_dir or tempfile.mkdtemp(
             prefix="inductor"
         )
@@ -54,7 +54,7 @@ def fit_draws(family, model, mode, seeds, cache_dir=None):
     rows = []
     for i, seed in enumerate(seeds):
         X, u, S = family_data(family, seed)
-        est = make_estimator(model, family, S.shape[1], 0, {"compile": compile})
+        est = make_estimator(model, family, S.shape[1], 0, {"compile": compiled})
         t0 = time.perf_counter()
         est.fit(X, u)
         seconds = time.perf_counter() - t0

@@ -110,22 +110,22 @@ def main(argv=None):
     rows = []
     modes = ["cpu", "cuda"] + (["cuda+compile"] if args.compile else [])
     for model in args.models:
-        for device in modes:
+        for mode in modes:
             for seed in args.seeds:
-                r = fit_one(model, device, seed, args.threads)
+                r = fit_one(model, mode, seed, args.threads)
                 rows.append(r)
                 out(
-                    f"{model:12s} {device:12s} seed {seed}: MCC {r['mcc']:.3f}, "
+                    f"{model:12s} {mode:12s} seed {seed}: MCC {r['mcc']:.3f}, "
                     f"{r['seconds']:.1f} s (device_ {r['device_']})"
                     + (" fell back" if r["fell_back"] else "")
                 )
     out("\nmodel         device        median MCC  worst MCC  median seconds")
     for model in args.models:
-        for device in modes:
-            rs = [r for r in rows if r["model"] == model and r["device"] == device]
+        for mode in modes:
+            rs = [r for r in rows if r["model"] == model and r["device"] == mode]
             mcc = [r["mcc"] for r in rs]
             out(
-                f"{model:12s}  {device:12s}  {statistics.median(mcc):10.3f}  "
+                f"{model:12s}  {mode:12s}  {statistics.median(mcc):10.3f}  "
                 f"{min(mcc):9.3f}  {statistics.median(r['seconds'] for r in rs):14.1f}"
             )
     os.makedirs(args.out, exist_ok=True)

@@ -245,6 +245,12 @@ def _warn_if_whole_numbers(arr):
         )
 
 
+def _check_finite(arr):
+    """Refuse a numeric ``u`` with NaN or infinity, naming the remedy."""
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("u contains NaN or infinity; remove or impute those rows.")
+
+
 def _check_categorical(u, n_samples):
     arr = np.asarray(u)
     if arr.ndim == 2 and arr.shape[1] == 1:
@@ -260,8 +266,8 @@ def _check_categorical(u, n_samples):
             f"u has {arr.shape[0]} entries but X has {n_samples} samples; give "
             "one value of u per row of X."
         )
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        raise ValueError("u contains NaN or infinity; remove or impute those rows.")
+    if arr.dtype.kind == "f":
+        _check_finite(arr)
     if arr.dtype.kind == "O":
         for v in arr:
             if v is None or (isinstance(v, float) and not np.isfinite(v)):
@@ -287,6 +293,5 @@ def _check_continuous(u, n_samples):
             f"u has {arr.shape[0]} rows but X has {n_samples} samples; give "
             "one value of u per row of X."
         )
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("u contains NaN or infinity; remove or impute those rows.")
+    _check_finite(arr)
     return check_array(arr, dtype=np.float64, input_name="u")

@@ -163,4 +163,5 @@ def test_cpu_adam_uses_foreach_kernels_with_the_same_arithmetic():
     assert opt.defaults["foreach"] is True
     _, plain = run(lambda ps: torch.optim.Adam(ps, lr=1e-2))
     assert all(torch.equal(a, b) for a, b in zip(fast, plain))
-    assert _adam([torch.zeros(1, requires_grad=True)], "meta").defaults["foreach"] is None
+    elsewhere = _adam([torch.zeros(1, requires_grad=True)], "meta")
+    assert elsewhere.defaults["foreach"] is None  # torch chooses
