@@ -6,8 +6,13 @@ with one torch thread (``--jobs`` processes at a time). Data: the families
 sources -> 8 features, Gaussian noise 0.05 on ``f(s)``) of
 ``bench_families.py``, drawn exactly as there (``--seeds``, by default 41-45;
 ``--scale`` multiplies their sample counts, for smoke runs). Every iVAE is
-``IdentifiableVAE(n_components, random_state=0)``, ``n_components`` the
-number of true sources, fitted with ``u``.
+``IdentifiableVAE(n_components, random_state=m)``, ``n_components`` the
+number of true sources, fitted with ``u``, for each model seed ``m`` of
+``--model-seeds`` (by default 0 alone). The masked iVAE's training is
+sensitive: on ``u48`` at 30 % MCAR one draw's MCC moves by up to 0.14
+between model seeds, or with a last-bit change of its input (see
+``results/missing_spread.txt``), so compare methods over several model
+seeds, not one fit per draw.
 
 - ``mcc``: MCC (strong MCC of ``transform(X)`` against the true sources)
   against missingness. Patterns: ``mcar<p>`` for each rate of ``--rates``
@@ -20,7 +25,11 @@ number of true sources, fitted with ``u``.
   (the iVAE fitted on ``X`` with NaN), ``simple`` (``SimpleImputer()`` then the
   iVAE in a Pipeline), ``iterative`` (``IterativeImputer(random_state=0,
   max_iter=10)`` then the iVAE). At rate 0 the three are one fit: only
-  ``masked`` runs (``-`` in the other columns). The table also gives the RMSE
+  ``masked`` runs (``-`` in the other columns). When ``masked`` and
+  ``iterative`` both run, a paired table gives, per pattern, the median and
+  the worst over (draw, model seed) of the masked iVAE's MCC minus the
+  ``IterativeImputer`` pipeline's on the same mask and model seed, and how
+  often it is ahead. The table also gives the RMSE
   of each method's imputation of the missing cells (see below). The fourth
   column, ``supervised``, is no iVAE but a ceiling: an ``MLPRegressor`` (two
   hidden layers of 128, early stopping) told the true sources, predicting
@@ -99,7 +108,8 @@ PARTS = {
     "tails": {"gaussian": "ivae", "laplace": "ivae_laplace"},
 }
 NOISES = ("clean", "t3", "outliers1")
-KEY = ("data", "seed", "missing", "noise", "code")  # what identifies one fit
+#: what identifies one fit
+KEY = ("data", "seed", "missing", "noise", "code", "model_seed")
 
 
 def load(data, seed, scale):
@@ -153,7 +163,7 @@ def make_mask(X, missing, seed):
     return mask
 
 
-def make_model(code, n_components):
+def make_model(code, n_components, model_seed=0):
     from sklearn.experimental import enable_iterative_imputer  # noqa: F401
     from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
     from sklearn.pipeline import make_pipeline
@@ -165,7 +175,7 @@ def make_model(code, n_components):
     if code == "knn":
         return KNNImputer()
     like = "laplace" if code == "ivae_laplace" else "gaussian"
-    ivae = IdentifiableVAE(n_components, likelihood=like, random_state=0)
+    ivae = IdentifiableVAE(n_components, likelihood=like, random_state=model_seed)
     if code == "simple_ivae":
         return make_pipeline(SimpleImputer(), ivae)
     if code == "iterative_ivae":
@@ -196,7 +206,7 @@ def supervised_sources(Xm, S):
     return P
 
 
-def fit_one(data, seed, missing, noise, code, scale):
+def fit_one(data, seed, missing, noise, code, scale, model_seed=0):
     import time
     import traceback
     import warnings
@@ -208,6 +218,7 @@ def fit_one(data, seed, missing, noise, code, scale):
 
     nan = float("nan")
     row = dict(data=data, seed=seed, missing=missing, noise=noise, code=code)
+    row["model_seed"] = model_seed
     row.update(n_samples=0, missing_frac=nan, mcc=nan, rmse=nan, seconds=nan)
     row.update(warned=0, warning="", error="")
     try:
@@ -221,7 +232,7 @@ def fit_one(data, seed, missing, noise, code, scale):
             row["mcc"] = mean_corr_coef(S, supervised_sources(Xm, S))
             row["seconds"] = time.perf_counter() - t0
             return row
-        model = make_model(code, n_components)
+        model = make_model(code, n_components, model_seed)
         Ximp = None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -261,6 +272,10 @@ def fit_one(data, seed, missing, noise, code, scale):
 def part_keys(part, args, methods):
     """``[(method, key)]`` of the fits of ``part``."""
     out = []
+
+    def seeds_of(code):  # the ceiling and the imputers alone have no iVAE
+        return args.model_seeds if "ivae" in code else args.model_seeds[:1]
+
     if part == "mcc":
         patterns = [f"mcar{100 * r:g}" for r in args.rates] + ["mnar30"]
         for d in args.families:
@@ -268,19 +283,30 @@ def part_keys(part, args, methods):
                 for pat in patterns:
                     for m in methods:
                         if m in ("masked", "supervised") or pat != "mcar0":
-                            out.append((m, (d, s, pat, "clean", PARTS[part][m])))
+                            code = PARTS[part][m]
+                            out += [
+                                (m, (d, s, pat, "clean", code, ms))
+                                for ms in seeds_of(code)
+                            ]
     elif part == "impute":
         for d in [*args.families, *args.tables]:
             pat = "mcar20" if d in TABLES else "mcar30"
             for s in args.seeds:
                 for m in methods:
-                    out.append((m, (d, s, pat, "clean", PARTS[part][m])))
+                    code = PARTS[part][m]
+                    out += [
+                        (m, (d, s, pat, "clean", code, ms)) for ms in seeds_of(code)
+                    ]
     else:
         for d in args.families:
             for s in args.seeds:
                 for noise in NOISES:
                     for m in methods:
-                        out.append((m, (d, s, "mcar0", noise, PARTS[part][m])))
+                        code = PARTS[part][m]
+                        out += [
+                            (m, (d, s, "mcar0", noise, code, ms))
+                            for ms in seeds_of(code)
+                        ]
     return out
 
 
@@ -321,7 +347,7 @@ REPORT = {
         ["data", "missing", "method"],
         _stats("median_mcc min_mcc median_rmse median_s max_peak_mb warned failed"),
         _mcc_cell,
-        "median MCC (worst draw) per data, missingness pattern and method",
+        "median MCC (worst fit) per data, missingness pattern and method",
     ),
     "impute": (
         ["data", "missing", "method"],
@@ -337,9 +363,36 @@ REPORT = {
     ),
 }
 COLS = (
-    "part data seed missing noise method n_samples missing_frac mcc rmse seconds "
-    "peak_mb warned error"
+    "part data seed model_seed missing noise method n_samples missing_frac mcc "
+    "rmse seconds peak_mb warned error"
 ).split()
+
+
+def paired_lead(rows):
+    """Per (data, pattern): the masked iVAE's MCC minus the IterativeImputer
+    pipeline's, paired on (draw, model seed); ``[]`` unless both ran."""
+    import statistics
+
+    mcc = {}
+    for r in rows:
+        if r["method"] in ("masked", "iterative") and r["mcc"] == r["mcc"]:
+            pair = (r["data"], r["missing"], r["seed"], r["model_seed"])
+            mcc.setdefault(pair, {})[r["method"]] = r["mcc"]
+    diffs = {}
+    for (data, pat, *_), both in mcc.items():
+        if len(both) == 2:
+            diffs.setdefault((data, pat), []).append(both["masked"] - both["iterative"])
+    return [
+        dict(
+            data=data,
+            missing=pat,
+            pairs=len(d),
+            median_lead=statistics.median(d),
+            worst_lead=min(d),
+            masked_ahead=f"{sum(x > 0 for x in d)}/{len(d)}",
+        )
+        for (data, pat), d in diffs.items()
+    ]
 
 
 def main(argv=None):
@@ -349,6 +402,14 @@ def main(argv=None):
     p.add_argument("--tables", nargs="+", default=list(TABLES), metavar="T")
     p.add_argument("--methods", nargs="+", metavar="M", help="default: all of a part's")
     p.add_argument("--seeds", type=int, nargs="+", default=[41, 42, 43, 44, 45])
+    p.add_argument(
+        "--model-seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        metavar="M",
+        help="random_state of the iVAE fits (each draw is fitted once per seed)",
+    )
     p.add_argument("--rates", type=float, nargs="+", default=[0, 0.1, 0.3, 0.5])
     p.add_argument("--jobs", type=int, default=1, help="parallel processes")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
@@ -381,7 +442,8 @@ def main(argv=None):
     jobs = [dict(zip(KEY, key), scale=args.scale) for key in uses]
     header = [
         f"command: {command}",
-        f"parts {parts}; data seeds {args.seeds}; scale {args.scale}; "
+        f"parts {parts}; data seeds {args.seeds}; model seeds {args.model_seeds}; "
+        f"scale {args.scale}; "
         f"{len(jobs)} fits; {args.jobs} job(s) x {args.threads} thread(s)",
     ]
     print("\n".join(header))
@@ -418,11 +480,22 @@ def main(argv=None):
                 keys, stats, cell, title = REPORT[part]
                 summary = summarize(part_rows, keys, stats)
                 methods = list(dict.fromkeys(r["method"] for r in part_rows))
-                print(f"\n== part {part}: summary over data draws", file=file)
+                print(
+                    f"\n== part {part}: summary over data draws and model seeds",
+                    file=file,
+                )
                 print_table(summary, list(summary[0]), file=file)
                 print(f"\n{title}", file=file)
                 table = wide(summary, keys[:-1], methods, cell)
                 print_table(table, [*keys[:-1], *methods], file=file)
+                lead = paired_lead(part_rows) if part == "mcc" else []
+                if lead:
+                    print(
+                        "\nmasked iVAE minus IterativeImputer -> iVAE, paired on "
+                        "(draw, model seed)",
+                        file=file,
+                    )
+                    print_table(lead, list(lead[0]), file=file)
             print(
                 f"\n{len(jobs)} fits, {fit_s:.0f} s of fitting in all, "
                 f"{wall:.0f} s wall clock",
