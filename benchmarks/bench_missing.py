@@ -9,10 +9,10 @@ sources -> 8 features, Gaussian noise 0.05 on ``f(s)``) of
 ``IdentifiableVAE(n_components, random_state=m)``, ``n_components`` the
 number of true sources, fitted with ``u``, for each model seed ``m`` of
 ``--model-seeds`` (by default 0 alone). The masked iVAE's training is
-sensitive: on ``u48`` at 30 % MCAR one draw's MCC moves by up to 0.14
-between model seeds, or with a last-bit change of its input (see
-``results/missing_spread.txt``), so compare methods over several model
-seeds, not one fit per draw.
+sensitive: on ``u48`` at 30 % MCAR one draw's MCC moves by up to 0.09
+between model seeds (``results/missing_spread.txt``) and by up to 0.14
+with a last-bit change of its input (``results/missing_refill.txt``), so
+compare methods over several model seeds, not one fit per draw.
 
 - ``mcc``: MCC (strong MCC of ``transform(X)`` against the true sources)
   against missingness. Patterns: ``mcar<p>`` for each rate of ``--rates``
@@ -84,6 +84,7 @@ import argparse
 import csv
 import os
 import shlex
+import statistics
 import sys
 import time
 
@@ -270,12 +271,9 @@ def fit_one(data, seed, missing, noise, code, scale, model_seed=0):
 
 
 def part_keys(part, args, methods):
-    """``[(method, key)]`` of the fits of ``part``."""
+    """``[(method, key)]`` of the fits of ``part``, one per model seed of an
+    iVAE fit (the ceiling and the imputers alone have no iVAE: one seed)."""
     out = []
-
-    def seeds_of(code):  # the ceiling and the imputers alone have no iVAE
-        return args.model_seeds if "ivae" in code else args.model_seeds[:1]
-
     if part == "mcc":
         patterns = [f"mcar{100 * r:g}" for r in args.rates] + ["mnar30"]
         for d in args.families:
@@ -283,31 +281,24 @@ def part_keys(part, args, methods):
                 for pat in patterns:
                     for m in methods:
                         if m in ("masked", "supervised") or pat != "mcar0":
-                            code = PARTS[part][m]
-                            out += [
-                                (m, (d, s, pat, "clean", code, ms))
-                                for ms in seeds_of(code)
-                            ]
+                            out.append((m, (d, s, pat, "clean", PARTS[part][m])))
     elif part == "impute":
         for d in [*args.families, *args.tables]:
             pat = "mcar20" if d in TABLES else "mcar30"
             for s in args.seeds:
                 for m in methods:
-                    code = PARTS[part][m]
-                    out += [
-                        (m, (d, s, pat, "clean", code, ms)) for ms in seeds_of(code)
-                    ]
+                    out.append((m, (d, s, pat, "clean", PARTS[part][m])))
     else:
         for d in args.families:
             for s in args.seeds:
                 for noise in NOISES:
                     for m in methods:
-                        code = PARTS[part][m]
-                        out += [
-                            (m, (d, s, "mcar0", noise, code, ms))
-                            for ms in seeds_of(code)
-                        ]
-    return out
+                        out.append((m, (d, s, "mcar0", noise, PARTS[part][m])))
+    return [
+        (m, (*key, ms))
+        for m, key in out
+        for ms in (args.model_seeds if "ivae" in key[-1] else args.model_seeds[:1])
+    ]
 
 
 def wide(summary, index, methods, cell):
@@ -371,8 +362,6 @@ COLS = (
 def paired_lead(rows):
     """Per (data, pattern): the masked iVAE's MCC minus the IterativeImputer
     pipeline's, paired on (draw, model seed); ``[]`` unless both ran."""
-    import statistics
-
     mcc = {}
     for r in rows:
         if r["method"] in ("masked", "iterative") and r["mcc"] == r["mcc"]:
