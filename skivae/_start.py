@@ -303,9 +303,16 @@ def start_ivae(module, X, U, aux, n_components, *, seed, ar_order=0, **flow):
     diverges the module is left as it is, with a warning.
 
     Missing cells (NaN, a masked module) are filled for the flow, which needs
-    complete rows, by their conditional means under the module's Gaussian
-    model of ``X`` (:meth:`~skivae._core.elbo.IVAEModule.fill_missing`); the
-    regression then counts the observed cells only.
+    complete rows, by draws from their conditional law given the row's
+    observed cells under the module's Gaussian model of ``X``
+    (:meth:`~skivae._core.elbo.IVAEModule.fill_missing`, seeded by ``seed``):
+    rows filled by conditional means would lie on planes of their observed
+    cells, a shape the flow's density would have to model, and the flow
+    start on them was the masked iVAE's largest source of spread between
+    fits (results/missing_start.txt). The regression then counts the
+    observed cells only. The autoregressive start keeps the conditional
+    means: a cell recurs in several lagged blocks, which independent draws
+    would fill with different values.
 
     With ``ar_order > 0``, ``X`` and ``U`` are packed with their past (see
     :mod:`skivae._core.ar`): the short flow has the autoregressive prior
@@ -313,7 +320,8 @@ def start_ivae(module, X, U, aux, n_components, *, seed, ar_order=0, **flow):
     this start) regresses on the current rows.
     """
     if not ar_order:
-        filled = module.fill_missing(X)
+        gen = torch.Generator(device=X.device).manual_seed(int(seed))
+        filled = module.fill_missing(X, generator=gen)
     else:
         d = module.n_features
         blocks = [

@@ -147,15 +147,16 @@ class IVAEModule(LatentModel):
         self.fill_mean.copy_(torch.as_tensor(mean))
         self.fill_prec.copy_(torch.as_tensor(prec))
 
-    def fill_missing(self, x):
+    def fill_missing(self, x, generator=None):
         """``x`` with its missing cells (NaN) filled by their conditional
-        means given the observed cells (``x`` itself when the model is not
-        masked)."""
+        means given the observed cells, or with a ``generator``, by draws
+        from their conditional law (``x`` itself when the model is not
+        masked; see :func:`~skivae._core.missing.conditional_fill`)."""
         if not self.masked:
             return x
         mean = self.fill_mean.to(x.dtype)
         prec = self.fill_prec.to(x.dtype)
-        return conditional_fill(x, mean, prec)[0]
+        return conditional_fill(x, mean, prec, generator=generator)[0]
 
     def set_n_importance(self, n_importance, seed):
         """Score with ``n_importance`` fixed draws seeded by ``seed``.
