@@ -149,11 +149,79 @@ def test_conditional_fill_is_the_gaussian_conditional_mean():
             cov[np.ix_(o, o)], X[row, o] - mean[o]
         )
         assert_allclose(filled[row], expect, rtol=1e-10)
+    # observed cells come back exactly, not through mean + (x - mean)
+    observed = ~np.isnan(X)
+    assert_array_equal(filled[observed], X[observed])
     # with the identity precision, missing cells get the mean
     plain, _ = conditional_fill(
         torch.as_tensor(X), torch.as_tensor(mean), torch.eye(4, dtype=torch.float64)
     )
     assert_allclose(plain.numpy(), np.where(np.isnan(X), mean, X))
+
+
+def test_conditional_draws_follow_the_conditional_law():
+    rng = np.random.RandomState(1)
+    A = rng.randn(4, 4)
+    cov, mean = A @ A.T + np.eye(4), rng.randn(4)
+    X = rng.multivariate_normal(mean, cov, size=20000)
+    m, o = np.array([False, True, False, True]), np.array([True, False, True, False])
+    Xm = X.copy()
+    Xm[:, m] = np.nan
+    Xm[:5, 0] = np.nan  # a second pattern
+    prec = np.linalg.inv(cov)
+    args = torch.as_tensor(Xm), torch.as_tensor(mean), torch.as_tensor(prec)
+    means, _ = conditional_fill(*args)
+    gen = torch.Generator().manual_seed(0)
+    draws, _ = conditional_fill(*args, generator=gen)
+    means, draws = means.numpy(), draws.numpy()
+    assert_array_equal(draws[~np.isnan(Xm)], Xm[~np.isnan(Xm)])
+    assert not np.isnan(draws).any()
+    # draws minus conditional means: centred, with the conditional covariance
+    # cov_mm - cov_mo cov_oo^-1 cov_om (the means alone have none)
+    resid = (draws - means)[5:][:, m]
+    cond_cov = cov[np.ix_(m, m)] - cov[np.ix_(m, o)] @ np.linalg.solve(
+        cov[np.ix_(o, o)], cov[np.ix_(o, m)]
+    )
+    assert_allclose(resid.mean(0), 0.0, atol=0.05)
+    assert_allclose(np.cov(resid.T), cond_cov, rtol=0.05, atol=0.02)
+    # so the filled columns keep the data's spread
+    assert_allclose(draws[:, m].var(0), np.diag(cov)[m], rtol=0.05)
+    # the same generator state, the same draws
+    again, _ = conditional_fill(*args, generator=torch.Generator().manual_seed(0))
+    assert_array_equal(again.numpy(), draws)
+
+
+def test_the_flow_start_reads_conditional_draws(wide_data, monkeypatch):
+    import skivae._start as start
+
+    X, u, _ = wide_data
+    Xm, missing = _remove_cells(X, 0.3)
+    seen = []
+    real = start.flow_sources
+
+    def spy(filled, *args, **kwargs):
+        seen.append(filled.clone())
+        return real(filled, *args, **kwargs)
+
+    monkeypatch.setattr(start, "flow_sources", spy)
+    est = IdentifiableVAE(2, init="flow", **FAST).fit(Xm, u)
+    assert len(seen) == 1
+    filled = seen[0].double().numpy()
+    assert not np.isnan(filled).any()
+    # the flow's rows: standardised X, observed cells as they are
+    Z = (Xm - np.nanmean(Xm, 0)) / np.nanstd(Xm, 0)
+    assert_allclose(filled[~missing], Z[~missing], rtol=1e-5, atol=1e-6)
+    # missing cells drawn, not the encoder's conditional means: the spread of
+    # the standardised data is kept (means would shrink it)
+    with torch.no_grad():
+        means = est.module_.fill_missing(torch.as_tensor(Z, dtype=torch.float32))
+    gap = np.abs(filled[missing] - means.double().numpy()[missing])
+    assert np.median(gap) > 0.05
+    assert_allclose(filled.var(0), 1.0, atol=0.15)
+    means = means.double().numpy()
+    for j in range(X.shape[1]):
+        rows = missing[:, j]
+        assert filled[rows, j].var() > means[rows, j].var()
 
 
 def test_gaussian_stats_recover_the_covariance_under_missing_cells():
