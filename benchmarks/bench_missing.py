@@ -9,9 +9,10 @@ sources -> 8 features, Gaussian noise 0.05 on ``f(s)``) of
 ``IdentifiableVAE(n_components, random_state=m)``, ``n_components`` the
 number of true sources, fitted with ``u``, for each model seed ``m`` of
 ``--model-seeds`` (by default 0 alone). The masked iVAE's training is
-sensitive: on ``u48`` at 30 % MCAR one draw's MCC moves by up to 0.09
-between model seeds (``results/missing_spread.txt``) and by up to 0.14
-with a last-bit change of its input (``results/missing_refill.txt``), so
+sensitive: on ``u48`` at 30 % MCAR one draw's MCC moves by up to 0.12
+between model seeds (``results/missing_spread.txt``), and moved by up to
+0.14 with a last-bit change of its input before the flow start read drawn
+cells (``results/missing_refill.txt``), so
 compare methods over several model seeds, not one fit per draw.
 
 - ``mcc``: MCC (strong MCC of ``transform(X)`` against the true sources)
