@@ -22,6 +22,8 @@ estimators (TCL, GCL) use it too, as a feature network that cannot fold the
 signs of the sources.
 """
 
+import copy
+
 import torch
 from torch import nn
 from zuko.transforms import MonotonicRQSTransform
@@ -82,26 +84,52 @@ class InvertibleMLP(nn.Module):
     def n_restarts(self):
         return self.weight.shape[0]
 
-    def _spline(self, layer):
-        return MonotonicRQSTransform(
-            self.widths[:, layer],
-            self.heights[:, layer],
-            self.derivatives[:, layer],
-            bound=self.bound,
+    def _splines(self):
+        """The ``depth`` splines of the stack, one zuko transform per block.
+
+        zuko builds a spline's knots from its unconstrained parameters
+        (softmax, cumulative sums, exponentials) when the transform is made.
+        All blocks are made at once, as one transform over the layer axis,
+        and each block gets a shallow copy holding its slice of the knots:
+        the same values element by element (the fitted models are
+        bit-identical) in a quarter of the operations, forward and backward,
+        about 9 % of a flow step on the CPU (results/profile_flow.txt). A
+        zuko whose transform keeps its knots under other names gets one
+        transform per block, as before.
+        """
+        full = MonotonicRQSTransform(
+            self.widths, self.heights, self.derivatives, bound=self.bound
         )
+        if not all(hasattr(full, name) for name in _KNOTS):
+            return [
+                MonotonicRQSTransform(
+                    self.widths[:, layer],
+                    self.heights[:, layer],
+                    self.derivatives[:, layer],
+                    bound=self.bound,
+                )
+                for layer in range(self.depth)
+            ]
+        splines = []
+        for layer in range(self.depth):
+            spline = copy.copy(full)
+            for name in _KNOTS:
+                setattr(spline, name, getattr(full, name)[:, layer])
+            splines.append(spline)
+        return splines
 
     def _run(self, x, with_ladj):
         h = x.expand(self.n_restarts, *x.shape)
         ladj = x.new_zeros(h.shape[:-1]) if with_ladj else None
+        splines = self._splines()
         for layer in range(self.depth + 1):
             h = h @ self.weight[:, layer].transpose(-1, -2) + self.bias[:, layer]
             if layer < self.depth:
-                spline = self._spline(layer)
                 if with_ladj:
-                    h, la = spline.call_and_ladj(h)
+                    h, la = splines[layer].call_and_ladj(h)
                     ladj = ladj + la.sum(-1)
                 else:
-                    h = spline(h)
+                    h = splines[layer](h)
         if with_ladj:
             log_det = torch.linalg.slogdet(self.weight)[1].sum(1)  # (R,)
             ladj = ladj + log_det[:, None]
@@ -128,9 +156,10 @@ class InvertibleMLP(nn.Module):
         linear solves, exact."""
         self._check_single()
         h = s
+        splines = self._splines()
         for layer in range(self.depth, -1, -1):
             if layer < self.depth:
-                h = self._spline(layer).inv(h[None])[0]
+                h = splines[layer].inv(h[None])[0]
             h = torch.linalg.solve(
                 self.weight[0, layer], (h - self.bias[0, layer]).transpose(-1, -2)
             ).transpose(-1, -2)
@@ -145,6 +174,9 @@ class InvertibleMLP(nn.Module):
 
 
 _PARAMETERS = ("weight", "bias", "widths", "heights", "derivatives")
+#: the knots zuko's MonotonicRQSTransform computes at construction (zuko 1.1
+#: to 1.6), each with the layer axis second
+_KNOTS = ("horizontal", "vertical", "derivatives")
 
 
 def _delegate(name):
