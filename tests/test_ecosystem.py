@@ -276,3 +276,13 @@ def test_dask_backend_matches_serial(sim, serial_search):
     _assert_same_results(serial, on_dask)
     assert (on_dask.cv_results_["mean_test_threads"] == 1).all()
     assert len(ran_on) == 2
+
+
+def test_package_version_is_the_installed_distributions():
+    # skivae.__version__ (written into saved models and the docs) and the
+    # version in pyproject.toml (what pip installs) must move together.
+    from importlib.metadata import version
+
+    import skivae
+
+    assert skivae.__version__ == version("skivae")
