@@ -258,8 +258,9 @@ def _check_categorical(u, n_samples):
     if arr.ndim != 1:
         raise ValueError(
             f"categorical u must be 1-D (one label per sample), got shape "
-            f"{arr.shape}. Pass continuous covariates as floats with "
-            "u_type='continuous'."
+            f"{arr.shape}. Continuous covariates need a model that takes them: "
+            "pass them as floats with u_type='continuous' (method='tcl' takes "
+            "labels only; use method='gcl' or 'ivae')."
         )
     if arr.shape[0] != n_samples:
         raise ValueError(

@@ -196,10 +196,11 @@ feature_names_in_ : ndarray of shape (`n_features_in_`,)
 #: estimators; a method docstring includes them with
 #: ``%(predict_latent_parameters)s``.
 _PREDICT_LATENT_PARAMETERS = """\
-u : array-like of shape (n_samples,) or (n_samples, n_aux)
-    Values of the auxiliary variable, read like the training ``u``
-    (None only for a forecast from ``past`` of a model without
-    ``u``: one row).
+u : array-like of shape (n_samples,) or (n_samples, n_aux), or scalar
+    Values of the auxiliary variable, read like the training ``u``; a
+    single value (a label, or a number when ``u`` has one covariate)
+    gives one row (None only for a forecast from ``past`` of a model
+    without ``u``: one row).
 return_std : bool, default=False
     Also return the prior's standard deviation of each latent.
 past : array-like of shape (n_past, n_features), default=None

@@ -104,6 +104,13 @@ def check_latents(Z, n_components, name):
     return Z
 
 
+def _check_n_samples(n_samples):
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+
+
 class _InferenceMixin:
     """Inference of a fitted estimator: the standardisation of ``X``, ``u``'s
     encoding, and batched calls of ``module_``'s methods (``features``,
@@ -202,6 +209,9 @@ class _InferenceMixin:
         ``ar_order > 0``, sequences: one, or one per label of ``groups``)."""
         check_is_fitted(self)
         order = getattr(self, "ar_order", 0)
+        if u is not None and np.ndim(u) == 0:  # one value of u for every draw
+            _check_n_samples(n_samples)
+            u = np.repeat(np.asarray([u]), n_samples)
         if u is not None:
             n_samples = len(u)
         elif groups is not None and order:
@@ -211,10 +221,7 @@ class _InferenceMixin:
                 f"groups must have one label per sampled row: got {len(groups)} "
                 f"labels for {n_samples} rows of u."
             )
-        if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-            raise ValueError(
-                f"n_samples must be a positive integer, got {n_samples!r}."
-            )
+        _check_n_samples(n_samples)
         rng = check_random_state(
             self.random_state if random_state is None else random_state
         )
@@ -288,6 +295,8 @@ class _InferenceMixin:
             )
         if self.aux_encoder_ is not None and u is None:
             raise ValueError("predict_latent needs u (one row per prediction).")
+        if u is not None and np.ndim(u) == 0:  # one value of u: one prediction
+            u = np.asarray([u])
         n_samples = 1 if u is None else len(u)
         U = self._encode_aux(u, n_samples)
         k = self.n_components_

@@ -250,11 +250,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
     def _fit_x_scaling(self, X):
         if self.likelihood != "bernoulli":
             return super()._fit_x_scaling(X)
-        if np.any((X < 0) | (X > 1)):
-            raise ValueError(
-                "likelihood='bernoulli' needs X with values in [0, 1] (binary "
-                "data); use likelihood='gaussian' for real-valued X."
-            )
+        _check_bernoulli_range(X)
         self._x_mean = np.zeros(X.shape[1])
         self._x_scale = np.ones(X.shape[1])
 
@@ -403,6 +399,9 @@ class IdentifiableVAE(_BaseLatentEstimator):
         scores : ndarray of shape (n_samples,)
         """
         X = self._validate_X(X)
+        if self.likelihood == "bernoulli":
+            # Out of [0, 1], the Bernoulli bound is no log-likelihood at all.
+            _check_bernoulli_range(X)
         return self._score_samples(X, y, groups)
 
     def score(self, X, y=None, groups=None):
@@ -472,8 +471,10 @@ class IdentifiableVAE(_BaseLatentEstimator):
         n_samples : int, default=1
             Number of samples (ignored when ``u`` is given: one sample per
             value of ``u``).
-        u : array-like, default=None
-            Auxiliary values to condition on. ``None`` draws ``u`` like the
+        u : array-like or scalar, default=None
+            Auxiliary values to condition on, one per sample. A single value
+            (a label, or a number when ``u`` has one covariate) draws all
+            ``n_samples`` at that value. ``None`` draws ``u`` like the
             training data (category frequencies, or rows of continuous ``u``).
         random_state : int, RandomState instance or None, default=None
             Seed of the draws; ``None`` uses the estimator's ``random_state``.
@@ -486,3 +487,12 @@ class IdentifiableVAE(_BaseLatentEstimator):
         """
         X, Z = self._sample(n_samples, u, random_state, groups)
         return X, Z.astype(self._fit_dtype, copy=False)
+
+
+def _check_bernoulli_range(X):
+    """``likelihood="bernoulli"`` models cells in [0, 1] (NaN: missing)."""
+    if np.any((X < 0) | (X > 1)):
+        raise ValueError(
+            "likelihood='bernoulli' needs X with values in [0, 1] (binary "
+            "data); use likelihood='gaussian' for real-valued X."
+        )

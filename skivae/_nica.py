@@ -661,8 +661,10 @@ class NonlinearICA(_BaseLatentEstimator):
         n_samples : int, default=1
             Number of samples (ignored when ``u`` is given: one sample per
             value of ``u``).
-        u : array-like, default=None
-            Auxiliary values to condition on. ``None`` draws ``u`` like the
+        u : array-like or scalar, default=None
+            Auxiliary values to condition on, one per sample. A single value
+            (a label, or a number when ``u`` has one covariate) draws all
+            ``n_samples`` at that value. ``None`` draws ``u`` like the
             training data (category frequencies, or rows of continuous ``u``).
         random_state : int, RandomState instance or None, default=None
             Seed of the draws; ``None`` uses the estimator's ``random_state``.

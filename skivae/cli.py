@@ -330,18 +330,52 @@ def _summary(args, message):
 def _fit_inputs(args):
     """The observations ``X``, the auxiliary variable ``u`` and its columns."""
     df = _read_table(args.data)
+    if len(df) == 0:
+        raise _UserError(f"the table {_input_name(args.data)} has no rows")
     aux = list(args.u or [])
     ignored = [args.id] if args.id is not None else []
     groups = [args.groups] if args.groups is not None else []
     _check_columns(df, aux, "--u")
     _check_columns(df, ignored, "--id")
     _check_columns(df, groups, "--groups")
+    _check_distinct_roles(aux, ignored, groups)
     X = _observations(df, [c for c in df.columns if c not in aux + ignored + groups])
     _check_empty_cells(X, args.method)
     u = None
     if args.method != "vae" and aux:
-        u = df[aux[0]].to_numpy() if len(aux) == 1 else df[aux].to_numpy(float)
+        u = df[aux[0]].to_numpy() if len(aux) == 1 else _covariates(df, aux)
     return X, u, aux, (df[groups[0]].to_numpy() if groups else None)
+
+
+def _input_name(path):
+    return "on standard input" if path == _STDIO else path
+
+
+def _check_distinct_roles(aux, ignored, groups):
+    """One column, one role: ``--u``, ``--id`` and ``--groups`` must differ."""
+    roles = [("--u", c) for c in aux] + [("--id", c) for c in ignored]
+    roles += [("--groups", c) for c in groups]
+    seen = {}
+    for option, column in roles:
+        if column in seen and seen[column] != option:
+            raise _UserError(
+                f"column {column!r} is given to both {seen[column]} and {option}; "
+                "give each option its own column"
+            )
+        seen.setdefault(column, option)
+
+
+def _covariates(df, aux):
+    """Several ``--u`` columns: continuous covariates, all numeric."""
+    pd = _pandas()
+    bad = [str(c) for c in aux if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        raise _UserError(
+            "several --u columns are continuous covariates and must be numeric; "
+            f"not numeric: {', '.join(map(repr, bad))}. Give a column of labels "
+            "as the only --u column, or encode it as numbers"
+        )
+    return df[aux].to_numpy(float)
 
 
 def _check_empty_cells(X, method):
@@ -514,9 +548,12 @@ def _parse_u(est, values):
                 + ")"
             )
         return np.asarray(matches[:1], dtype=classes.dtype)
-    if len(values) != est.n_aux_:
+    # With --u-splines the model expands its covariates: --u gives the raw ones.
+    transformer = getattr(est.aux_encoder_, "transformer_", None)
+    n_raw = getattr(transformer, "n_features_in_", est.n_aux_)
+    if len(values) != n_raw:
         raise _UserError(
-            f"--u takes {est.n_aux_} number(s) for this model, got {len(values)}"
+            f"--u takes {n_raw} number(s) for this model, got {len(values)}"
         )
     try:
         return np.asarray([[float(v) for v in values]])

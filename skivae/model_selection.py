@@ -103,6 +103,13 @@ def seed_consistency(representations, X=None, *, method="spearman"):
             "every representation must have the same number of rows (the same "
             f"samples); got {[r.shape[0] for r in reps]}."
         )
+    if any(r.shape[1] != reps[0].shape[1] for r in reps):
+        # The MCC matches min(k_i, k_j) pairs: a fit of one component would
+        # agree perfectly with any fit that contains it.
+        raise ValueError(
+            "every representation must have the same number of components (fits "
+            f"with the same n_components); got {[r.shape[1] for r in reps]}."
+        )
     k = len(reps)
     pairwise = np.eye(k)
     for i in range(k):

@@ -219,10 +219,18 @@ def _error_line(capsys):
 def test_user_errors_give_one_line_and_status_1(table, tmp_path, capsys):
     path, df = table
     model = tmp_path / "m.skivae"
+    df.iloc[:0].to_csv(tmp_path / "empty.csv", index=False)  # a header, no rows
     cases = [
         (_fit_args(tmp_path / "none.csv", model, "--u", "seg"), "no such file: "),
         (_fit_args(path, model, "--u", "segment"), "--u: no column 'segment'"),
         (_fit_args(path, model, "--u", "t"), "not numeric: 'seg'"),
+        (
+            _fit_args(path, model, "--u", "seg", "t"),
+            "several --u columns are continuous covariates and must be numeric; "
+            "not numeric: 'seg'",
+        ),
+        (_fit_args(path, model, "--u", "rid"), "'rid' is given to both --u and --id"),
+        (_fit_args(tmp_path / "empty.csv", model, "--u", "seg"), "has no rows"),
         (_fit_args(tmp_path / "d.txt", model, "--u", "seg"), "unsupported file type"),
         (_fit_args(path, tmp_path / "no" / "m", "--u", "seg"), "no directory"),
         (
@@ -550,6 +558,15 @@ def test_fit_with_spline_expanded_u(table, tmp_path):
     est = load(str(model) + ".skivae")
     assert est.aux_transformer.get_params()["n_knots"] == 5
     assert est.u_type_ == "continuous" and est.n_aux_ == 7  # 5 knots, degree 3
+    # sample --u takes the raw covariate (one number), not its 7 spline columns.
+    out = tmp_path / "x.csv"
+    argv = ["sample", "--model", str(model), "-n", "3", "--u", "0.3", "--quiet",
+            "--output", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    pd = pytest.importorskip("pandas")
+    assert pd.read_csv(out).shape == (3, 2)
+    argv[argv.index("0.3") : argv.index("0.3") + 1] = ["0.3", "0.5"]
+    assert main(argv) == 1
 
 
 @pytest.mark.parametrize(

@@ -143,6 +143,16 @@ def test_sample_shapes_and_seeding(segment_data):
     assert not np.allclose(Xs, Xs3)
     Xu, Zu = est.sample(u=np.array([0, 0, 3]))
     assert Xu.shape == (3, 2) and Zu.shape == (3, 2)
+    # One value of u (a scalar) draws every sample at that value: the same
+    # draws as that value repeated.
+    for value in (3, np.int64(3)):
+        Xs, Zs = est.sample(4, u=value, random_state=1)
+        assert_array_equal(Xs, est.sample(u=[3] * 4, random_state=1)[0])
+        assert Zs.shape == (4, 2)
+    assert_array_equal(est.predict_latent(3), est.predict_latent([3]))
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+            est.sample(bad, u=3)
 
 
 def _set_distinct_priors(est):
@@ -460,6 +470,14 @@ def test_bernoulli_likelihood_on_binary_data():
     assert set(np.unique(Xs)) <= {0.0, 1.0}
     P = est.inverse_transform(est.transform(X))
     assert P.min() >= 0 and P.max() <= 1
+    # A Bernoulli log-likelihood is never above 0: scoring cells outside
+    # [0, 1] is refused like fitting them, not answered with a positive number.
+    assert (est.score_samples(X, u) <= 0).all()
+    for bad in (np.full((2, 6), 5.0), X[:2] - 0.5):
+        with pytest.raises(ValueError, match=r"bernoulli.*values in \[0, 1\]"):
+            est.score_samples(bad, u[:2])
+        with pytest.raises(ValueError, match="bernoulli"):
+            est.score(bad, u[:2])
 
 
 def test_divergence_raises_clear_error(segment_data):

@@ -53,6 +53,7 @@ def test_estimators_are_transformed_on_X():
     [
         ([np.zeros((5, 2))], "at least 2 fits"),
         ([np.ones((5, 2)), np.ones((6, 2))], "same number of rows"),
+        ([np.ones((5, 3)), np.ones((5, 1))], "same number of components"),
         ([np.ones((5, 2)), np.full((5, 2), np.nan)], "NaN"),
     ],
 )

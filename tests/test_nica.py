@@ -232,6 +232,10 @@ def test_tcl_rejects_continuous_u(segment_data):
     u = np.random.RandomState(0).rand(len(X))
     with pytest.raises(ValueError, match="method='tcl' needs a categorical u"):
         _fit(X, u, method="tcl", u_type="continuous")
+    # Several covariates: the message points away from TCL, not back to it.
+    U = np.random.RandomState(0).rand(len(X), 2)
+    with pytest.raises(ValueError, match="method='tcl' takes labels only"):
+        _fit(X, U, method="tcl")
 
 
 def test_tcl_reads_float_labels_as_categories(segment_data):
