@@ -98,6 +98,8 @@ def _encode(value, where):
         return value
     if isinstance(value, np.generic):
         return {"npscalar": [value.dtype.str, _encode(value.item(), where)]}
+    if isinstance(value, bytes):  # byte-string labels of u, one char per byte
+        return {"bytes": value.decode("latin-1")}
     if isinstance(value, int):
         return value
     if isinstance(value, float):
@@ -135,8 +137,12 @@ def _encode(value, where):
     raise TypeError(f"{where} has type {type(value).__name__}")
 
 
+#: numpy dtype kinds a file stores: bool, integers, floats, str, bytes, object
+_DTYPE_KINDS = "biufUSO"
+
+
 def _encode_dtype(dtype, where):
-    if dtype.kind not in "biufUO":
+    if dtype.kind not in _DTYPE_KINDS:
         raise TypeError(f"{where} has unsupported dtype {dtype}")
     return dtype.str
 
@@ -148,6 +154,8 @@ def _encode_array(arr, where):
         data = [_encode(v, f"{where}[{i}]") for i, v in enumerate(flat)]
     elif arr.dtype.kind == "f":
         data = [v if math.isfinite(v) else repr(v) for v in flat.tolist()]
+    elif arr.dtype.kind == "S":
+        data = [v.decode("latin-1") for v in flat.tolist()]
     else:
         data = flat.tolist()
     return {"dtype": dtype, "shape": list(arr.shape), "data": data}
@@ -168,6 +176,8 @@ def _decode(value):
         return tuple(_decode(v) for v in body)
     if tag == "float":
         return float(body)
+    if tag == "bytes":
+        return str(body).encode("latin-1")
     if tag == "npscalar":
         return np.dtype(_decode_dtype(body[0])).type(_decode(body[1]))
     if tag == "ndarray":
@@ -203,7 +213,7 @@ def _decode(value):
 
 def _decode_dtype(text):
     dtype = np.dtype(str(text))
-    if dtype.kind not in "biufUO":
+    if dtype.kind not in _DTYPE_KINDS:
         raise ValueError(f"unsupported dtype {text!r}")
     return dtype
 
@@ -217,6 +227,8 @@ def _decode_array(body):
         flat[:] = [_decode(v) for v in data]
     elif dtype.kind == "f":
         flat = np.array([float(v) for v in data], dtype=dtype)
+    elif dtype.kind == "S":
+        flat = np.array([str(v).encode("latin-1") for v in data], dtype=dtype)
     else:
         flat = np.array(data, dtype=dtype)
     return flat.reshape(shape)
@@ -293,9 +305,13 @@ def _read_members(path):
         with open(os.fspath(path), "rb") as fh:
             raw = fh.read()
     if not zipfile.is_zipfile(io.BytesIO(raw)):
-        hint = "truncated or corrupted" if raw[:4] == b"PK\x03\x04" else "not"
+        what = (
+            "a truncated or corrupted skivae file"
+            if raw[:4] == b"PK\x03\x04"
+            else "not a skivae file"
+        )
         raise ValueError(
-            f"{label} is {hint} a skivae file: it is not a readable zip archive "
+            f"{label} is {what}: it is not a readable zip archive "
             "(skivae files are written by est.save(path))."
         )
     try:

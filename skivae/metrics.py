@@ -55,7 +55,14 @@ def _check_method(method):
 
 
 def _center(A):
-    """Centred copy of A and its column norms (inf for constant columns)."""
+    """Centred copy of A and its column norms (inf for constant columns).
+
+    Each column is first divided by the power of two nearest below its
+    largest magnitude: exact (the correlations are unchanged to the bit), and
+    the sums of squares stay finite at any scale (1e155 would overflow them,
+    1e-200 underflow).
+    """
+    A = np.ldexp(A, -np.frexp(np.abs(A).max(axis=0))[1])
     scale = np.abs(A).max(axis=0) * np.sqrt(A.shape[0])
     A = A - A.mean(axis=0)
     norm = np.linalg.norm(A, axis=0)
@@ -320,6 +327,12 @@ class _MCCScorer:
                 "and pass them to the search's fit: search.fit(X, u, sources=S); or "
                 "call the scorer directly as scorer(estimator, X, sources=S)."
             )
+        if not hasattr(estimator, "transform"):
+            raise ValueError(
+                f"the MCC scorer rates the output of transform, which "
+                f"{type(estimator).__name__} does not have; score a transformer "
+                "(or a Pipeline ending in one)."
+            )
         Z = estimator.transform(X)
         fn = weak_mean_corr_coef if self.weak else mean_corr_coef
         return fn(sources, Z, method=self.method)
@@ -376,6 +389,8 @@ def make_mcc_scorer(*, method="pearson", weak=False):
     """
     if method not in _METHODS:
         raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}.")
+    if not isinstance(weak, (bool, np.bool_)):
+        raise ValueError(f"weak must be True or False, got {weak!r}.")
     return _MCCScorer(method=method, weak=bool(weak))
 
 

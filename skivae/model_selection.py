@@ -87,7 +87,14 @@ def seed_consistency(representations, X=None, *, method="spearman"):
         raise ValueError(
             f"seed_consistency needs at least 2 fits to compare, got {len(reps)}."
         )
-    if any(hasattr(r, "transform") for r in reps):
+    # An estimator has fit and transform (a DataFrame has transform alone).
+    is_estimator = [hasattr(r, "fit") and hasattr(r, "transform") for r in reps]
+    if any(is_estimator) and not all(is_estimator):
+        raise ValueError(
+            "representations mixes fitted estimators and arrays: give all of one "
+            "kind (arrays of transform outputs, or estimators with X)."
+        )
+    if all(is_estimator):
         if X is None:
             raise ValueError(
                 "representations holds estimators: pass X, the data to transform "
@@ -126,11 +133,15 @@ def seed_consistency(representations, X=None, *, method="spearman"):
     )
 
 
-def _fit_and_match(estimator, X, u, S, train, test, method):
+def _fit_and_match(estimator, X, u, S, train, test, method, groups=None):
     """Fit on ``train``, match there, score ``test`` with that matching."""
     X_train, X_test = _safe_indexing(X, train), _safe_indexing(X, test)
     u_train = None if u is None else _safe_indexing(u, train)
-    estimator.fit(X_train, u_train)
+    params = {}
+    if groups is not None and getattr(estimator, "ar_order", 0):
+        # A model with memory reads the training fold's sequences from groups.
+        params["groups"] = _safe_indexing(groups, train)
+    estimator.fit(X_train, u_train, **params)
     Z_train = estimator.transform(X_train)
     Z_test = estimator.transform(X_test)
     matching = match_components(S[train], Z_train, method=method)
@@ -196,7 +207,10 @@ def cross_val_mcc(
         Correlation used both to match and to score.
 
     groups : array-like of shape (n_samples,), default=None
-        Group labels for group-aware splitters.
+        Group labels for group-aware splitters. A skivae estimator with
+        ``ar_order > 0`` also gets the training fold's labels in ``fit``: its
+        sequences (see :meth:`~skivae.NonlinearICA.fit`); a Pipeline ending
+        in one does not.
 
     n_jobs : int, default=None
         Number of splits fitted in parallel (joblib, through
@@ -252,10 +266,12 @@ def cross_val_mcc(
     S = check_array(sources, ensure_2d=False, dtype=np.float64, input_name="sources")
     if S.ndim == 1:
         S = S.reshape(-1, 1)
-    check_consistent_length(X, S, *(() if u is None else (u,)))
+    check_consistent_length(
+        X, S, *(() if u is None else (u,)), *(() if groups is None else (groups,))
+    )
     splits = list(check_cv(cv).split(X, u, groups))
     results = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_and_match)(clone(estimator), X, u, S, train, test, method)
+        delayed(_fit_and_match)(clone(estimator), X, u, S, train, test, method, groups)
         for train, test in splits
     )
     out = Bunch(

@@ -92,7 +92,12 @@ def plot_loss_curve(estimator_or_curve, ax=None):
     ax.plot(epochs, curve, label="training loss")
     if validation is not None:
         held_out = -np.asarray(validation, dtype=np.float64)
-        ax.plot(np.arange(1, held_out.size + 1), held_out, label="validation loss")
+        # The last epochs: a warm start that turned early stopping on has
+        # validation scores for the epochs of its own fit only.
+        first = max(curve.size - held_out.size, 0) + 1
+        ax.plot(
+            np.arange(first, first + held_out.size), held_out, label="validation loss"
+        )
         ax.legend()
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (lower is better)")

@@ -1,4 +1,5 @@
 import doctest
+import warnings
 
 import numpy as np
 import pytest
@@ -291,6 +292,21 @@ def test_scorer_bad_method_raises(method):
         make_mcc_scorer(method=method)
 
 
+@pytest.mark.parametrize("weak", ["no", 0, None])
+def test_scorer_weak_must_be_a_bool(weak):
+    with pytest.raises(ValueError, match="weak must be True or False"):
+        make_mcc_scorer(weak=weak)
+
+
+def test_scorer_needs_a_transformer():
+    from sklearn.linear_model import LinearRegression
+
+    S = _sources(n_sources=2)
+    reg = LinearRegression().fit(S, S[:, 0])
+    with pytest.raises(ValueError, match="LinearRegression does not have"):
+        mcc_scorer(reg, S, None, sources=S)
+
+
 def test_scorer_repr_and_routing_request():
     scorer = make_mcc_scorer(method="spearman", weak=True)
     assert repr(scorer) == "make_mcc_scorer(method='spearman', weak=True)"
@@ -317,3 +333,17 @@ def test_scorer_in_grid_search_with_metadata_routing():
         expected = mean_corr_coef(S[test], fold.transform(X[test]))
         got = search.cv_results_[f"split{i}_test_score"][0]
         assert got == pytest.approx(expected, abs=1e-10)
+
+
+@pytest.mark.parametrize("scale", [1e155, 1e-200])
+def test_mcc_at_extreme_scales(scale):
+    # Sums of squares of raw columns overflow (1e155) or underflow (1e-200);
+    # the correlation is scale-free and must not fall to 0.
+    rng = np.random.RandomState(0)
+    S = rng.laplace(size=(200, 3))
+    Z = S[:, [2, 0, 1]] + 0.1 * rng.standard_normal((200, 3))
+    expected = mean_corr_coef(S, Z)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warnings either
+        assert mean_corr_coef(scale * S, scale * Z) == pytest.approx(expected)
+        assert mean_corr_coef(S, scale * Z) == pytest.approx(expected)

@@ -46,6 +46,16 @@ def test_estimators_are_transformed_on_X():
     assert res.pairwise[0, 1] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="pass X"):
         seed_consistency(fits)
+    with pytest.raises(ValueError, match="mixes fitted estimators and arrays"):
+        seed_consistency([fits[0], fits[1].transform(X)], X)
+
+
+def test_dataframes_are_representations_not_estimators():
+    # A DataFrame has a transform method; it must still be read as an array.
+    pd = pytest.importorskip("pandas")
+    S = np.random.RandomState(0).standard_normal((100, 2))
+    res = seed_consistency([pd.DataFrame(S), pd.DataFrame(-S[:, ::-1])])
+    assert res.pairwise[0, 1] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(
@@ -128,3 +138,28 @@ def test_cross_val_mcc_bad_input():
         cross_val_mcc(FunctionTransformer(), X, None, X, method="kendall")
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         cross_val_mcc(FunctionTransformer(), X, None, X[:10])
+
+
+def test_cross_val_mcc_gives_an_ar_model_its_training_sequences():
+    # With ar_order > 0 the groups are the sequences: each split's model must
+    # be the one fitted on the training rows with their groups.
+    from sklearn.model_selection import GroupKFold
+
+    from skivae import NonlinearICA
+    from skivae.datasets import make_time_sources
+    from skivae.model_selection import cross_val_mcc
+
+    X, u, S, groups = make_time_sources(4, 60, 2, n_segments=3, random_state=0)
+    # Interleave the sequences (each keeps its time order): read as one
+    # sequence, almost every row would get another sequence's row as its past.
+    step = np.concatenate([np.arange(60)] * 4)
+    order = np.lexsort((groups, step))
+    X, u, S, groups = X[order], u[order], S[order], groups[order]
+    est = NonlinearICA(ar_order=1, max_iter=1, n_init=1, random_state=0)
+    cv = GroupKFold(2)
+    res = cross_val_mcc(est, X, u, S, cv=cv, groups=groups, return_estimator=True)
+    for (train, _), fitted in zip(cv.split(X, u, groups), res.estimator):
+        ref = clone(est).fit(X[train], u[train], groups=groups[train])
+        assert_allclose(fitted.transform(X), ref.transform(X))
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        cross_val_mcc(est, X, u, S, cv=cv, groups=groups[:-1])

@@ -43,6 +43,7 @@ def data():
         "int": u,
         "str": np.array([f"seg{k}" for k in u]),  # dtype <U4
         "object": np.array([f"s{k}" for k in u], dtype=object),
+        "bytes": np.array([f"b{k}".encode() for k in u]),  # dtype |S2
         "continuous": np.column_stack([u / 5.0, rng.uniform(size=len(u))]),
         "none": None,
     }
@@ -52,6 +53,7 @@ CASES = [
     *[(IdentifiableVAE, dict(prior=p), "int") for p in ("gaussian", "laplace")],
     (IdentifiableVAE, dict(prior="gaussian_var"), "str"),
     (IdentifiableVAE, dict(prior="laplace"), "object"),
+    (IdentifiableVAE, dict(), "bytes"),
     (IdentifiableVAE, dict(prior="gaussian", decoder_var="learn"), "continuous"),
     (IdentifiableVAE, dict(n_components=1, posterior="diag"), "int"),
     (IdentifiableVAE, dict(), "none"),
@@ -317,7 +319,7 @@ def test_round_trip_of_helper_bytes(saved, tmp_path):
 
 @pytest.mark.parametrize("keep", [0.5, 0.9, 0.99])
 def test_truncated_file(saved, tmp_path, keep):
-    with pytest.raises(ValueError, match="truncated|corrupted"):
+    with pytest.raises(ValueError, match="is a truncated or corrupted skivae file"):
         _load_bytes(saved[: int(len(saved) * keep)], tmp_path)
 
 
@@ -423,6 +425,20 @@ def test_weights_of_another_shape_are_refused(saved, data, tmp_path):
     members["weights.pt"] = _members(buffer.getvalue())["weights.pt"]
     with pytest.raises(ValueError, match="weights do not match"):
         _load_bytes(_rezip(_with_fixed_checksums(members)), tmp_path)
+
+
+def test_subclasses_are_refused_and_cannot_take_a_class_name(saved, data, tmp_path):
+    # A user's subclass is not one of the classes a file may hold: saving it
+    # is refused, and one that reuses skivae's class name changes nothing.
+    class MyVAE(IdentifiableVAE):
+        pass
+
+    with pytest.raises(ValueError, match="subclasses are not supported"):
+        MyVAE(**FAST).fit(data["X"], data["int"]).save(tmp_path / "m.skivae")
+    shadow = type("IdentifiableVAE", (IdentifiableVAE,), {})
+    assert isinstance(_load_bytes(saved, tmp_path), IdentifiableVAE)
+    assert type(_load_bytes(saved, tmp_path)) is not shadow
+    IdentifiableVAE(**FAST).fit(data["X"], data["int"]).save(tmp_path / "n.skivae")
 
 
 def test_classmethod_checks_the_class(saved, tmp_path):

@@ -62,6 +62,23 @@ def test_loss_curve_from_estimator_with_validation():
     ]
 
 
+def test_loss_curve_validation_sits_on_the_epochs_it_was_measured():
+    # A warm start that turns early stopping on: the training curve holds
+    # every epoch, the validation scores those of the second fit only.
+    from skivae.datasets import make_nonstationary_sources
+
+    X, u, _ = make_nonstationary_sources(6, 40, 2, n_layers=1, random_state=0)
+    est = _fit_tiny(warm_start=True)
+    est.set_params(early_stopping=True, validation_fraction=0.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, u)
+    n_train, n_val = len(est.loss_curve_), len(est.validation_scores_)
+    assert n_val < n_train
+    _, val = plot_loss_curve(est).lines
+    assert_array_equal(val.get_xdata(), np.arange(n_train - n_val + 1, n_train + 1))
+
+
 def test_loss_curve_without_validation_has_one_line():
     est = _fit_tiny()
     ax = plot_loss_curve(est)
