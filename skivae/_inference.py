@@ -339,6 +339,12 @@ class _InferenceMixin:
             raise ValueError(
                 "u_past is needed with past=: the values of u of the rows of past."
             )
+        n_u = np.shape(u_past)[0] if np.ndim(u_past) else 1
+        if n_u != P.shape[0]:
+            raise ValueError(
+                f"u_past has {n_u} value(s) but past has {P.shape[0]} row(s): give "
+                "the u of every row of past, in the same order."
+            )
         Pu = self._encode_aux(u_past, P.shape[0])[rows]
         return Pz, Pu
 

@@ -285,6 +285,8 @@ def test_forecast_needs_the_past_aux_and_memory():
     est.fit(X, u, groups=groups)
     with pytest.raises(ValueError, match="u_past is needed"):
         est.predict_latent(u[:1], past=X[:3])
+    with pytest.raises(ValueError, match="u_past has 2 value.*past has 3 row"):
+        est.predict_latent(u[:1], past=X[:3], u_past=u[:2])
     mean = est.predict_latent(u[3:4], past=X[:3], u_past=u[:3])
     assert mean.shape == (1, 2)
     assert not np.allclose(mean, est.predict_latent(u[3:4]))
