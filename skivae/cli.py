@@ -751,7 +751,8 @@ def _add_sample_parser(sub):
         metavar="VALUE",
         help=(
             "condition on this value of u: a training label, or one number per "
-            "u column (default: u drawn like the training data)"
+            "u column (default: u drawn like the training data; a model "
+            "fitted with --ar-order and --u needs it)"
         ),
     )
     sample.add_argument("--seed", type=int, default=0, metavar="S", help="seed")
