@@ -301,6 +301,11 @@ def _read_members(path):
     )
     if hasattr(path, "read"):
         raw = path.read()
+        if not isinstance(raw, (bytes, bytearray)):
+            raise ValueError(
+                f"{label} was opened in text mode; a skivae file is binary: open "
+                "it with open(path, 'rb')."
+            )
     else:
         with open(os.fspath(path), "rb") as fh:
             raw = fh.read()

@@ -834,8 +834,9 @@ def make_time_sources(
         n_sources, n_features, n_layers, activation, True
     )
     kind = _check_option(kind, "kind", _TIME_KINDS)
-    n_segments = _check_int(n_segments, "n_segments", 1)
     segmented = kind != "stationary_ar"
+    # (ignored, so not checked, without segments)
+    n_segments = _check_int(n_segments, "n_segments", 1) if segmented else 1
     if segmented and n_segments > n_steps:
         raise ValueError(
             f"n_segments must be <= n_steps (every segment needs a step), got "

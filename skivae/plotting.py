@@ -156,13 +156,24 @@ def plot_latents(Z, u=None, ax=None, *, components=(0, 1), s=4, alpha=0.6, cmap=
     (50, 2)
     """
     Z = check_array(Z, dtype=np.float64, input_name="Z")
-    i, j = (int(c) for c in components)
+    try:
+        i, j = components
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"components must be a pair of column indices, got {components!r}."
+        ) from None
     for c in (i, j):
+        if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)):
+            raise ValueError(
+                f"components must be a pair of integer column indices, got "
+                f"{tuple(components)!r}."
+            )
         if not -Z.shape[1] <= c < Z.shape[1]:
             raise ValueError(
                 f"components={tuple(components)!r} is out of range for Z with "
                 f"{Z.shape[1]} columns."
             )
+    i, j = int(i) % Z.shape[1], int(j) % Z.shape[1]  # labels name real columns
     ax = _get_ax(ax)
     kwargs = dict(s=s, alpha=alpha, linewidths=0)
     continuous = False
@@ -367,6 +378,14 @@ def plot_sources(
     if axes.size != n_pairs:
         raise ValueError(
             f"axes must hold one Axes per matched pair ({n_pairs}), got {axes.size}."
+        )
+    if max_points is not None and (
+        isinstance(max_points, (bool, np.bool_))
+        or not isinstance(max_points, (int, np.integer))
+        or max_points < 1
+    ):
+        raise ValueError(
+            f"max_points must be a positive integer or None, got {max_points!r}."
         )
     rows = np.arange(S.shape[0])
     if max_points is not None and S.shape[0] > max_points:

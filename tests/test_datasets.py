@@ -634,6 +634,14 @@ def test_time_shapes_dtypes_groups(kind, n_features):
     assert_array_equal(groups, np.repeat(np.arange(3), 40))
     if kind == "stationary_ar":
         assert u is None
+        # n_segments is ignored here, so any value (even an invalid one) is.
+        other = make_time_sources(
+            **{**TIME_SMALL, "n_segments": 0},
+            kind=kind,
+            n_features=n_features,
+            random_state=0,
+        )
+        assert_array_equal(other[0], X)
     else:
         assert u.dtype == np.int64 and u.shape == (n,)
         assert_array_equal(u, np.tile(np.repeat(np.arange(4), 10), 3))

@@ -204,6 +204,8 @@ def test_file_objects(data):
     est.save(buffer)
     loaded = NonlinearICA.load(io.BytesIO(buffer.getvalue()))
     assert_array_equal(loaded.transform(data["X"]), est.transform(data["X"]))
+    with pytest.raises(ValueError, match="opened in text mode.*'rb'"):
+        NonlinearICA.load(io.StringIO("PK not really"))
 
 
 def test_gpu_fitted_model_loads_on_cpu(data, tmp_path):

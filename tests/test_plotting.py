@@ -121,8 +121,15 @@ def test_latents_bad_input(rng):
     Z = rng.normal(size=(10, 2))
     with pytest.raises(ValueError, match="out of range"):
         plot_latents(Z, components=(0, 2))
+    for bad in [(0.7, 1.2), (0, True), 1, (0, 1, 1)]:
+        with pytest.raises(ValueError, match="components must be a pair"):
+            plot_latents(Z, components=bad)
     with pytest.raises(ValueError, match="one value per row"):
         plot_latents(Z, u=np.arange(9))
+    # A negative index counts from the end; the label names the real column.
+    ax = plot_latents(Z, components=(-1, 0))
+    assert ax.get_xlabel() == "latent 1"
+    assert_allclose(ax.collections[0].get_offsets()[:, 0], Z[:, 1])
 
 
 # -------------------------------------------------------- correlation matrix
@@ -186,6 +193,9 @@ def test_sources_uses_given_axes():
     assert np.asarray(out[2].collections[0].get_offsets()).shape == (50, 2)
     with pytest.raises(ValueError, match="one Axes per matched pair"):
         plot_sources(S, S, axes=axes[:2])
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="max_points must be a positive"):
+            plot_sources(S, S, axes=axes, max_points=bad)
 
 
 # ------------------------------------------------------- missing matplotlib
