@@ -57,7 +57,7 @@ def _check_method(method):
 def _center(A):
     """Centred copy of A and its column norms (inf for constant columns).
 
-    Each column is first divided by the power of two nearest below its
+    Each column is first divided by the smallest power of two above its
     largest magnitude: exact (the correlations are unchanged to the bit), and
     the sums of squares stay finite at any scale (1e155 would overflow them,
     1e-200 underflow).
