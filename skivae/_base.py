@@ -34,7 +34,12 @@ from skivae import _warm
 from skivae._aux import IdentifiabilityWarning, _AuxEncoder, resolve_u_type
 from skivae._builders import make_ar_model
 from skivae._compat import HasMethods, Interval, StrOptions
-from skivae._core._torch_utils import resolve_device, torch_seed, torch_threads
+from skivae._core._torch_utils import (
+    resolve_device,
+    torch_seed,
+    torch_threads,
+    training_context,
+)
 from skivae._core.ar import pack_rows
 from skivae._core.missing import gaussian_stats
 from skivae._core.nets import ACTIVATIONS
@@ -201,7 +206,7 @@ class _BaseLatentEstimator(
     def _fit(self, X, y, groups=None):
         """The fit loop: prepare, train the restarts, keep the best."""
         warm = self.warm_start and hasattr(self, "module_")
-        with torch_threads(self.n_threads):
+        with torch_threads(self.n_threads), training_context():
             X, U, split, seeds, settings, start = self._prepare_fit(X, y, warm)
             Xp = self._scale_x(X)
             if self.ar_order:  # rows packed with their past (see _core.ar)

@@ -298,6 +298,8 @@ class _InferenceMixin:
         if u is not None and np.ndim(u) == 0:  # one value of u: one prediction
             u = np.asarray([u])
         n_samples = 1 if u is None else len(u)
+        if n_samples == 0:
+            raise ValueError("predict_latent needs u with at least one row, got 0.")
         U = self._encode_aux(u, n_samples)
         k = self.n_components_
         factor = np.sqrt(2.0) if prior.kind == "laplace" else 1.0  # sd of Laplace(b)

@@ -243,3 +243,6 @@ def test_predict_latent_errors(segment_data):
     est = IdentifiableVAE(max_iter=1, random_state=0).fit(X, u)
     with pytest.raises(ValueError, match="not seen during fit"):
         est.predict_latent([999])
+    for empty in ([], np.array([], dtype=int)):
+        with pytest.raises(ValueError, match="at least one row, got 0"):
+            est.predict_latent(empty)

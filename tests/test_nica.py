@@ -186,6 +186,24 @@ def test_fit_leaves_global_torch_rng_alone(segment_data, method):
 
 
 @pytest.mark.parametrize("method", METHODS)
+def test_fit_whatever_torchs_default_dtype_and_grad_mode(segment_data, method):
+    # A float64 default dtype (a user's choice) and a caller's no_grad or
+    # inference_mode block: the fit is the same, and torch's state comes back.
+    X, u, _ = segment_data
+    Z = _fit(X, u, method=method).transform(X)
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert_array_equal(_fit(X, u, method=method).transform(X), Z)
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(torch.float32)
+    for block in (torch.no_grad, torch.inference_mode):
+        with block():
+            assert_array_equal(_fit(X, u, method=method).transform(X), Z)
+            assert not torch.is_grad_enabled()
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_string_labels_work_like_integers(segment_data, method):
     X, u, _ = segment_data
     labels = np.array([f"seg{i:02d}" for i in u])

@@ -85,6 +85,25 @@ def to_numpy(T, dtype=None):
 
 
 @contextlib.contextmanager
+def training_context():
+    """What a fit needs of torch's global state, whatever the caller's:
+    autograd on (a fit called under ``torch.no_grad()`` or
+    ``torch.inference_mode()`` still trains) and float32 as the default dtype
+    (the models are float32; under a float64 default their new parameters
+    would not match the data). The default dtype is set, and restored, only
+    when it is not float32 already."""
+    old = torch.get_default_dtype()
+    if old != torch.float32:
+        torch.set_default_dtype(torch.float32)
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            yield
+    finally:
+        if old != torch.float32:
+            torch.set_default_dtype(old)
+
+
+@contextlib.contextmanager
 def torch_threads(n_threads):
     """Use ``n_threads`` intra-op CPU threads inside the block (None: unchanged)."""
     if n_threads is None:
