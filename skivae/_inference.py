@@ -21,6 +21,7 @@ from skivae._core._torch_utils import (
     torch_threads,
 )
 from skivae._missing import validate_X
+from skivae.datasets import _is_int
 from skivae.preprocessing import _previous_rows
 
 
@@ -105,9 +106,7 @@ def check_latents(Z, n_components, name):
 
 
 def _check_n_samples(n_samples):
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
-    if n_samples < 1:
+    if not _is_int(n_samples) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
 
 

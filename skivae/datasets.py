@@ -47,12 +47,15 @@ _MAX_REJECTIONS = 10_000
 # --------------------------------------------------------------------------- #
 # Argument validation
 # --------------------------------------------------------------------------- #
+def _is_int(value):
+    """A Python or numpy integer, and not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
 def _check_int(value, name, min_value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < min_value
-    ):
+    if not _is_int(value) or value < min_value:
         raise ValueError(f"{name} must be an integer >= {min_value}, got {value!r}.")
     return int(value)
 

@@ -10,6 +10,7 @@ torch. matplotlib is an optional dependency: install it with
 import numpy as np
 from sklearn.utils import check_array, check_random_state
 
+from skivae.datasets import _is_int
 from skivae.metrics import _abs_corr, _check_method, _check_sources, match_components
 
 __all__ = [
@@ -163,7 +164,7 @@ def plot_latents(Z, u=None, ax=None, *, components=(0, 1), s=4, alpha=0.6, cmap=
             f"components must be a pair of column indices, got {components!r}."
         ) from None
     for c in (i, j):
-        if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)):
+        if not _is_int(c):
             raise ValueError(
                 f"components must be a pair of integer column indices, got "
                 f"{tuple(components)!r}."
@@ -379,11 +380,7 @@ def plot_sources(
         raise ValueError(
             f"axes must hold one Axes per matched pair ({n_pairs}), got {axes.size}."
         )
-    if max_points is not None and (
-        isinstance(max_points, (bool, np.bool_))
-        or not isinstance(max_points, (int, np.integer))
-        or max_points < 1
-    ):
+    if max_points is not None and (not _is_int(max_points) or max_points < 1):
         raise ValueError(
             f"max_points must be a positive integer or None, got {max_points!r}."
         )
