@@ -4,6 +4,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.utils import metadata_routing
 
 from skivae import _defaults as D
 from skivae._base import _BaseLatentEstimator
@@ -187,6 +188,10 @@ class IdentifiableVAE(_BaseLatentEstimator):
     >>> Z.shape
     (500, 2)
     """
+
+    # ``Z`` is the data inverse_transform maps, not metadata: no
+    # set_inverse_transform_request (scikit-learn marks its own ``Xt`` so)
+    __metadata_request__inverse_transform = {"Z": metadata_routing.UNUSED}
 
     _parameter_constraints: dict = {
         **_BaseLatentEstimator._parameter_constraints,

@@ -6,6 +6,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.decomposition import FastICA
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import metadata_routing
 from sklearn.utils.metaestimators import available_if
 
 from skivae import _defaults as D
@@ -242,6 +243,10 @@ class NonlinearICA(_BaseLatentEstimator):
     >>> S_est.shape
     (500, 2)
     """
+
+    # ``S`` is the data inverse_transform maps, not metadata: no
+    # set_inverse_transform_request (scikit-learn marks its own ``Xt`` so)
+    __metadata_request__inverse_transform = {"S": metadata_routing.UNUSED}
 
     _parameter_constraints: dict = {
         **_BaseLatentEstimator._parameter_constraints,

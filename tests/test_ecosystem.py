@@ -192,6 +192,20 @@ def test_grid_search_with_routed_mcc_scorer(sim):
     )
 
 
+@pytest.mark.parametrize("Estimator", [IdentifiableVAE, NonlinearICA])
+def test_inverse_transform_argument_is_data_not_metadata(Estimator, sim):
+    # The latents given to inverse_transform are its data (like scikit-learn's
+    # X), so there is no set_inverse_transform_request, and a routed Pipeline
+    # round trip runs without one.
+    X, u, S = sim
+    assert not hasattr(Estimator(), "set_inverse_transform_request")
+    assert set(Estimator().get_metadata_routing().inverse_transform.requests) == set()
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(StandardScaler(), Estimator(**FAST)).fit(X, u)
+        Xhat = pipe.inverse_transform(pipe.transform(X))
+    assert Xhat.shape == X.shape
+
+
 # ------------------------------------------------------- parallel and distributed
 class _ThreadProbeVAE(IdentifiableVAE):
     """Records torch's thread count while the model is built inside ``fit``."""
