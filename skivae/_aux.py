@@ -59,9 +59,17 @@ class _AuxEncoder:
         distribution of ``u`` (category frequencies, or uniform over rows).
     """
 
-    def __init__(self, u_type="auto", transformer=None):
+    #: the model takes labels only (TCL): advice for other kinds of u names
+    #: the methods that take covariates (a class default: encoders saved
+    #: before 0.6 lack the attribute)
+    labels_only = False
+    #: column names of a continuous ``u`` fitted as a DataFrame (see above)
+    column_names_ = None
+
+    def __init__(self, u_type="auto", transformer=None, labels_only=False):
         self.u_type = u_type
         self.transformer = transformer
+        self.labels_only = labels_only
 
     def fit(self, u, n_samples, random_state):
         """Learn how to encode ``u``; returns the encoded training values.
@@ -78,17 +86,32 @@ class _AuxEncoder:
             return self._fit_categorical(u, n_samples)
         return self._fit_continuous(u, n_samples, random_state)
 
-    def transform(self, u, n_samples):
-        """Encode ``u`` of ``n_samples`` rows for a fitted model (score, sample)."""
+    def transform(self, u, n_samples, name="u"):
+        """Encode ``u`` of ``n_samples`` rows for a fitted model (score, sample).
+
+        ``name`` is the argument that holds ``u`` (``"u_past"``), for errors.
+        """
         if getattr(self, "transformer_", None) is not None:  # (absent: files of 0.5)
-            u = self._apply_transformer(u, n_samples, fit=False)
+            u = self._apply_transformer(u, n_samples, fit=False, name=name)
         if self.u_type_ == "categorical":
-            return self._encode_categorical(u, n_samples)
-        U = _check_continuous(u, n_samples)
-        if U.shape[1] != self.n_aux_:
+            return self._encode_categorical(u, n_samples, name)
+        given, fitted = _column_names(u), self.column_names_
+        if given is not None and fitted is not None and list(given) != list(fitted):
             raise ValueError(
-                f"u has {U.shape[1]} columns but the model was fitted with "
-                f"{self.n_aux_}; pass the same covariates as at fit."
+                f"{name} has the columns {list(given)}, but the model was fitted "
+                f"with {list(fitted)}: pass the same covariates in the same order, "
+                f"e.g. {name}[{list(fitted)}]."
+            )
+        U = _check_continuous(u, n_samples, name)
+        if U.shape[1] != self.n_aux_:
+            hint = ""
+            if np.ndim(u) == 1 and len(u) == self.n_aux_:
+                hint = (
+                    f" (one row of {self.n_aux_} covariates is np.reshape(u, (1, -1)))"
+                )
+            raise ValueError(
+                f"{name} has {U.shape[1]} columns but the model was fitted with "
+                f"{self.n_aux_}; pass the same covariates as at fit{hint}."
             )
         return (U - self.mean_) / self.scale_
 
@@ -107,20 +130,22 @@ class _AuxEncoder:
             )
 
     # ------------------------------------------------------------------ fit
-    def _apply_transformer(self, u, n_samples, fit):
+    def _apply_transformer(self, u, n_samples, fit, name="u"):
         """``u`` through the (fitted, or fitted here) ``transformer_``, as a
         dense 2-D array of ``n_samples`` rows."""
         arr = u
-        if not hasattr(u, "iloc"):  # keep DataFrames (column names) as given
-            arr = np.asarray(u)
+        if not (_is_frame(u) or sparse.issparse(u)):  # DataFrames keep their names
+            arr = np.asarray(u)  # a Series, like a 1-D array, is one column
+            if arr.ndim == 0:
+                raise ValueError(_not_per_row(u, name))
             if arr.ndim == 1:
                 arr = arr.reshape(-1, 1)
-        if len(arr) != n_samples:
+        if arr.shape[0] != n_samples:
             raise ValueError(
-                f"u has {len(arr)} rows but X has {n_samples} samples; give one "
-                "value of u per row of X."
+                f"{name} has {arr.shape[0]} rows but X has {n_samples} samples; give "
+                f"one value of {name} per row of X."
             )
-        name = type(self.transformer_).__name__
+        tname = type(self.transformer_).__name__
         try:
             if fit:
                 out = self.transformer_.fit_transform(arr)
@@ -128,7 +153,7 @@ class _AuxEncoder:
                 out = self.transformer_.transform(arr)
         except ValueError as exc:
             raise ValueError(
-                f"aux_transformer ({name}) could not transform u: {exc}"
+                f"aux_transformer ({tname}) could not transform {name}: {exc}"
             ) from exc
         if sparse.issparse(out):
             out = out.toarray()
@@ -137,8 +162,8 @@ class _AuxEncoder:
             out = out.reshape(-1, 1)
         if out.ndim != 2 or out.shape[0] != n_samples:
             raise ValueError(
-                f"aux_transformer ({name}) returned shape {out.shape} for {n_samples} "
-                "rows of u; it must return one row per row of u."
+                f"aux_transformer ({tname}) returned shape {out.shape} for "
+                f"{n_samples} rows of {name}; it must return one row per row of u."
             )
         return out
 
@@ -148,7 +173,7 @@ class _AuxEncoder:
             return self.u_type
         if self.transformer is not None:
             return "continuous"  # the transformer's output: covariates
-        arr = np.asarray(u)
+        arr = _as_array(u)
         if arr.ndim == 2 and arr.shape[1] > 1 and arr.dtype.kind in "biuf":
             return "continuous"  # several numeric columns, e.g. one-hot codes
         if arr.dtype.kind in "biuOUS":
@@ -163,7 +188,7 @@ class _AuxEncoder:
         )
 
     def _fit_categorical(self, u, n_samples):
-        labels = _check_categorical(u, n_samples)
+        labels = _check_categorical(u, n_samples, labels_only=self.labels_only)
         try:
             classes, codes = np.unique(labels, return_inverse=True)
         except TypeError as exc:
@@ -178,11 +203,16 @@ class _AuxEncoder:
         self.support_ = np.arange(len(classes))
         self.log_weights_ = np.log(counts / counts.sum())
         if len(classes) > 0.5 * n_samples and len(classes) > 1:
+            advice = (
+                "bin it into segments (e.g. with KBinsDiscretizer), or use "
+                "method='gcl' or 'ivae', which take a continuous u"
+                if self.labels_only
+                else "pass it as floats or set u_type='continuous'"
+            )
             warnings.warn(
                 f"u has {len(classes)} distinct values for {n_samples} samples, so "
                 "most categories hold a single sample. If u is a continuous "
-                "covariate (a time, a measurement), pass it as floats or set "
-                "u_type='continuous'.",
+                f"covariate (a time, a measurement), {advice}.",
                 UserWarning,
                 stacklevel=4,
             )
@@ -190,6 +220,7 @@ class _AuxEncoder:
 
     def _fit_continuous(self, u, n_samples, random_state):
         U = _check_continuous(u, n_samples)
+        self.column_names_ = _column_names(u)
         self.classes_ = None
         self.n_aux_ = U.shape[1]
         self.n_distinct_ = len(np.unique(U, axis=0))
@@ -206,13 +237,16 @@ class _AuxEncoder:
         return encoded
 
     # ------------------------------------------------------------ transform
-    def _encode_categorical(self, u, n_samples):
-        labels = _check_categorical(u, n_samples)
+    def _encode_categorical(self, u, n_samples, name="u"):
+        labels = _check_categorical(u, n_samples, name, self.labels_only)
         classes = self.classes_
         try:
             idx = np.searchsorted(classes, labels)
         except TypeError as exc:
-            raise ValueError("u has labels of another type than at fit.") from exc
+            raise ValueError(
+                f"{name} has labels of another type than at fit "
+                f"(the training labels are of type {type(classes[0]).__name__})."
+            ) from exc
         idx = np.clip(idx, 0, len(classes) - 1)
         with warnings.catch_warnings():
             # numpy < 2 compares labels of another type (str vs int) to a
@@ -223,8 +257,8 @@ class _AuxEncoder:
         if np.any(unseen):
             bad = np.unique(labels[unseen])[:5].tolist()
             raise ValueError(
-                f"u contains categories not seen during fit: {bad}. The "
-                "prior p(z|u) is only learned for the training categories "
+                f"{name} contains categories not seen during fit: {bad}. The "
+                "model knows only the training categories "
                 f"({len(classes)} of them); drop those rows or refit with them."
             )
         return idx.astype(np.int64)
@@ -245,54 +279,112 @@ def _warn_if_whole_numbers(arr):
         )
 
 
-def _check_finite(arr):
+def _check_finite(arr, name="u"):
     """Refuse a numeric ``u`` with NaN or infinity, naming the remedy."""
     if not np.all(np.isfinite(arr)):
-        raise ValueError("u contains NaN or infinity; remove or impute those rows.")
+        raise ValueError(
+            f"{name} contains NaN or infinity; remove or impute those rows."
+        )
 
 
-def _check_categorical(u, n_samples):
-    arr = np.asarray(u)
+def _is_frame(u):
+    """Whether ``u`` is a pandas DataFrame (2-D, with columns)."""
+    return hasattr(u, "iloc") and hasattr(u, "columns")
+
+
+def _column_names(u):
+    """A DataFrame's column names when all are strings (as scikit-learn
+    records ``feature_names_in_``), else None."""
+    if not _is_frame(u):
+        return None
+    names = list(u.columns)
+    if not names or not all(isinstance(c, str) for c in names):
+        return None
+    return np.asarray(names, dtype=object)
+
+
+def _as_array(u):
+    """``u`` as a numpy array: a sparse matrix densified, and a DataFrame of
+    several numeric or boolean columns (numpy, nullable or pyarrow dtypes;
+    ``np.asarray`` would give objects) as float64 with NaN for missing cells."""
+    if sparse.issparse(u):
+        return u.toarray()
+    if _is_frame(u) and u.shape[1] > 1:
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+        if all(is_numeric_dtype(t) or is_bool_dtype(t) for t in u.dtypes):
+            return u.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.asarray(u)
+
+
+def _not_per_row(u, name):
+    return (
+        f"{name} must hold one value per row of X (an array-like), got "
+        f"{type(u).__name__} {u!r:.60}."
+    )
+
+
+def _is_missing_label(v):
+    """None, a float NaN, or pandas' NA / NaT."""
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return True
+    return type(v).__name__ in ("NAType", "NaTType")
+
+
+def _check_categorical(u, n_samples, name="u", labels_only=False):
+    arr = _as_array(u)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr.ravel()
+    if arr.ndim == 0:
+        raise ValueError(_not_per_row(u, name))
     if arr.ndim != 1:
+        advice = (
+            "method='tcl' takes labels only; use method='gcl' or 'ivae' for "
+            "continuous covariates."
+            if labels_only
+            else "Several numeric columns are continuous covariates: pass them "
+            "as floats, or set u_type='continuous'."
+        )
         raise ValueError(
-            f"categorical u must be 1-D (one label per sample), got shape "
-            f"{arr.shape}. Continuous covariates need a model that takes them: "
-            "pass them as floats with u_type='continuous' (method='tcl' takes "
-            "labels only; use method='gcl' or 'ivae')."
+            f"categorical {name} must be 1-D (one label per sample), got shape "
+            f"{arr.shape}. {advice}"
         )
     if arr.shape[0] != n_samples:
         raise ValueError(
-            f"u has {arr.shape[0]} entries but X has {n_samples} samples; give "
-            "one value of u per row of X."
+            f"{name} has {arr.shape[0]} entries but X has {n_samples} samples; give "
+            f"one value of {name} per row of X."
         )
     if arr.dtype.kind == "f":
-        _check_finite(arr)
+        _check_finite(arr, name)
     if arr.dtype.kind == "O":
         for v in arr:
-            if v is None or (isinstance(v, float) and not np.isfinite(v)):
+            if _is_missing_label(v):
                 raise ValueError(
-                    "u contains missing labels (None or NaN); remove those rows."
+                    f"{name} contains missing labels (None, NaN or pandas NA); "
+                    "remove those rows."
                 )
     return arr
 
 
-def _check_continuous(u, n_samples):
-    arr = np.asarray(u)
+def _check_continuous(u, n_samples, name="u"):
+    arr = _as_array(u)
     if arr.dtype.kind not in "biuf":
         raise ValueError(
-            f"continuous u must be numeric, got dtype {arr.dtype}. Use "
+            f"continuous {name} must be numeric, got dtype {arr.dtype}. Use "
             "u_type='categorical' for labels."
         )
+    if arr.ndim == 0:
+        raise ValueError(_not_per_row(u, name))
     if arr.ndim == 1:
         arr = arr.reshape(-1, 1)
     if arr.ndim != 2:
-        raise ValueError(f"continuous u must be 1-D or 2-D, got shape {arr.shape}.")
+        raise ValueError(
+            f"continuous {name} must be 1-D or 2-D, got shape {arr.shape}."
+        )
     if arr.shape[0] != n_samples:
         raise ValueError(
-            f"u has {arr.shape[0]} rows but X has {n_samples} samples; give "
-            "one value of u per row of X."
+            f"{name} has {arr.shape[0]} rows but X has {n_samples} samples; give "
+            f"one value of {name} per row of X."
         )
-    _check_finite(arr)
-    return check_array(arr, dtype=np.float64, input_name="u")
+    _check_finite(arr, name)
+    return check_array(arr, dtype=np.float64, input_name=name)

@@ -322,12 +322,18 @@ class _BaseLatentEstimator(
                 "components than observed features. Lower n_components."
             )
 
+    def _aux_labels_only(self):
+        """Whether the model takes labels only (advice in u's errors)."""
+        return False
+
     def _fit_aux(self, u, n_samples, rng):
         """Fit ``aux_encoder_`` on ``u``; returns the encoded training ``u``."""
         if u is None:
             self.aux_encoder_ = None
             return None
-        self.aux_encoder_ = _AuxEncoder(self._aux_u_type(), self.aux_transformer)
+        self.aux_encoder_ = _AuxEncoder(
+            self._aux_u_type(), self.aux_transformer, self._aux_labels_only()
+        )
         U = self.aux_encoder_.fit(u, n_samples, rng)
         self._check_aux()
         needed = self._n_statistics() * self.n_components_ + 1

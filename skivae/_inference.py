@@ -145,8 +145,9 @@ class _InferenceMixin:
         check_is_fitted(self)
         return validate_X(self, X, reset=False, fit=False)[0]
 
-    def _encode_aux(self, u, n_samples):
-        """Encode ``u`` for a fitted model (score, sample); None stays None."""
+    def _encode_aux(self, u, n_samples, name="u"):
+        """Encode ``u`` (the argument ``name``) for a fitted model (score,
+        sample); None stays None."""
         if self.aux_encoder_ is None:
             if u is not None:
                 warnings.warn(
@@ -156,7 +157,9 @@ class _InferenceMixin:
                     stacklevel=4,
                 )
             return None
-        return None if u is None else self.aux_encoder_.transform(u, n_samples)
+        if u is None:
+            return None
+        return self.aux_encoder_.transform(u, n_samples, name)
 
     def _batched(self, fn, X, U=None, seed=None, batch_size=1024):
         """``fn(model, xb, ub)`` over row batches of ``module_`` (see
@@ -212,7 +215,12 @@ class _InferenceMixin:
             _check_n_samples(n_samples)
             u = np.repeat(np.asarray([u]), n_samples)
         if u is not None:
-            n_samples = len(u)
+            n_samples = np.shape(u)[0]
+            if n_samples == 0:
+                raise ValueError(
+                    "u is empty: give one value of u per row to draw, or a single "
+                    "value to draw n_samples rows at it."
+                )
         elif groups is not None and order:
             n_samples = len(groups)
         if groups is not None and order and len(groups) != n_samples:
@@ -296,7 +304,7 @@ class _InferenceMixin:
             raise ValueError("predict_latent needs u (one row per prediction).")
         if u is not None and np.ndim(u) == 0:  # one value of u: one prediction
             u = np.asarray([u])
-        n_samples = 1 if u is None else len(u)
+        n_samples = 1 if u is None else np.shape(u)[0]
         if n_samples == 0:
             raise ValueError("predict_latent needs u with at least one row, got 0.")
         U = self._encode_aux(u, n_samples)
@@ -346,7 +354,7 @@ class _InferenceMixin:
                 f"u_past has {n_u} value(s) but past has {P.shape[0]} row(s): give "
                 "the u of every row of past, in the same order."
             )
-        Pu = self._encode_aux(u_past, P.shape[0])[rows]
+        Pu = self._encode_aux(u_past, P.shape[0], "u_past")[rows]
         return Pz, Pu
 
     def get_feature_names_out(self, input_features=None):

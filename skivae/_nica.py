@@ -338,6 +338,9 @@ class NonlinearICA(_BaseLatentEstimator):
             return "categorical"  # TCL can only use labels
         return self.u_type
 
+    def _aux_labels_only(self):
+        return self.method == "tcl"
+
     def _check_aux(self):
         enc = self.aux_encoder_
         if self.method == "tcl" and enc.u_type_ != "categorical":

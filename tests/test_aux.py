@@ -246,3 +246,152 @@ def test_predict_latent_errors(segment_data):
     for empty in ([], np.array([], dtype=int)):
         with pytest.raises(ValueError, match="at least one row, got 0"):
             est.predict_latent(empty)
+
+
+# ----------------------------------------- u in the containers users pass it in
+pd = pytest.importorskip("pandas")
+
+
+def _covariates(n=300, seed=0):
+    rng = _rng(seed)
+    return pd.DataFrame({"temp": rng.randn(n), "age": 50 + 10 * rng.randn(n)})
+
+
+def test_continuous_frame_columns_are_checked_by_name():
+    # Reordered covariates used to be read by position: silently wrong scores.
+    U = _covariates()
+    enc = _AuxEncoder()
+    encoded = enc.fit(U, 300, _rng())
+    assert_array_equal(enc.column_names_, ["temp", "age"])
+    assert_allclose(enc.transform(U[:4], 4), encoded[:4])
+    assert_allclose(enc.transform(U.to_numpy()[:4], 4), encoded[:4])  # no names
+    with pytest.raises(ValueError, match=r"columns \['age', 'temp'\].*same order"):
+        enc.transform(U[["age", "temp"]][:4], 4)
+    with pytest.raises(ValueError, match=r"u_past has the columns \['x', 'y'\]"):
+        enc.transform(U[:1].set_axis(["x", "y"], axis=1), 1, name="u_past")
+    # unnamed at fit: any names later
+    enc2 = _AuxEncoder()
+    enc2.fit(U.to_numpy(), 300, _rng())
+    assert enc2.column_names_ is None
+    assert_allclose(
+        enc2.transform(U[["age", "temp"]][:2], 2),
+        enc2.transform(U[["age", "temp"]].to_numpy()[:2], 2),
+    )
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda U: U.astype("Float64"),
+        lambda U: U.convert_dtypes(),
+        lambda U: U.assign(temp=U["temp"] > 0),
+    ],
+    ids=["Float64", "convert_dtypes", "bool-and-float"],
+)
+def test_frames_of_nullable_or_mixed_numeric_columns_are_covariates(convert):
+    # np.asarray made objects of them, read as (2-D) labels: always refused.
+    U = _covariates()
+    enc, ref = _AuxEncoder(), _AuxEncoder()
+    encoded = enc.fit(convert(U), 300, _rng())
+    expected = ref.fit(convert(U).to_numpy(dtype=float), 300, _rng())
+    assert enc.u_type_ == "continuous"
+    assert_allclose(encoded, expected)
+    assert_allclose(enc.transform(convert(U)[:3], 3), expected[:3])
+    missing = convert(U).astype("Float64")
+    missing.iloc[2, 0] = pd.NA
+    with pytest.raises(ValueError, match="u contains NaN"):
+        _AuxEncoder().fit(missing, 300, _rng())
+
+
+def test_sparse_u_is_read_like_the_dense_array():
+    from scipy import sparse
+
+    labels = np.repeat(np.arange(6), 50)
+    onehot = np.eye(6)[labels]
+    enc, ref = _AuxEncoder(), _AuxEncoder()
+    assert_allclose(
+        enc.fit(sparse.csr_matrix(onehot), 300, _rng()), ref.fit(onehot, 300, _rng())
+    )
+    assert enc.u_type_ == "continuous"
+    col = _AuxEncoder()
+    assert_array_equal(col.fit(sparse.csr_matrix(labels[:, None]), 300, _rng()), labels)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        pd.Series(list("abcdef") * 50, dtype="string"),
+        pd.Series([True, False] * 150, dtype="boolean"),
+    ],
+    ids=["string", "boolean"],
+)
+def test_pandas_na_labels_are_missing_labels(labels):
+    labels = labels.copy()
+    labels[7] = pd.NA
+    with pytest.raises(ValueError, match="missing labels"):
+        _AuxEncoder().fit(labels, 300, _rng())
+    enc = _AuxEncoder()
+    enc.fit(labels.fillna(labels[0]), 300, _rng())
+    with pytest.raises(ValueError, match="u_past contains missing labels"):
+        enc.transform(labels[5:9], 4, name="u_past")
+
+
+def test_u_that_is_not_one_value_per_row_is_named():
+    enc = _AuxEncoder()
+    with pytest.raises(ValueError, match="u must hold one value per row of X"):
+        enc.fit({0: 1, 1: 2}.values(), 2, _rng())
+    enc.fit(np.array([0, 1, 0, 1]), 4, _rng())
+    with pytest.raises(ValueError, match="u must hold one value per row of X"):
+        enc.transform(1, 1)
+
+
+def test_one_row_of_covariates_hint():
+    enc = _AuxEncoder()
+    enc.fit(_covariates().to_numpy(), 300, _rng())
+    with pytest.raises(ValueError, match=r"np.reshape\(u, \(1, -1\)\)"):
+        enc.transform([0.1, 50.0], 2)
+
+
+def test_advice_for_labels_only_models():
+    # TCL reads any u as labels: the advice must not be to pass floats.
+    floats = _rng().randn(300)
+    with pytest.warns(UserWarning, match="KBinsDiscretizer"):
+        _AuxEncoder("categorical", labels_only=True).fit(floats, 300, _rng())
+    with pytest.warns(UserWarning, match="pass it as floats"):
+        _AuxEncoder("categorical").fit(floats, 300, _rng())
+    two = np.zeros((4, 2), dtype=int)
+    with pytest.raises(ValueError, match="method='tcl' takes labels only"):
+        _AuxEncoder("categorical", labels_only=True).fit(two, 4, _rng())
+    with pytest.raises(ValueError, match="u_type='continuous'") as info:
+        _AuxEncoder("categorical").fit(two, 4, _rng())
+    assert "tcl" not in str(info.value)
+    X = _rng(1).randn(300, 3)
+    tcl = NonlinearICA(method="tcl", max_iter=1, random_state=0)
+    with pytest.warns(UserWarning, match="KBinsDiscretizer"):
+        tcl.fit(X, floats)
+
+
+@pytest.mark.parametrize("Est", [IdentifiableVAE, NonlinearICA])
+def test_aux_transformer_takes_a_series(Est):
+    from sklearn.preprocessing import SplineTransformer
+
+    X = _rng(2).randn(300, 3)
+    t = pd.Series(np.linspace(0, 1, 300), name="time")
+    kw = dict(max_iter=1, random_state=0, aux_transformer=SplineTransformer(n_knots=4))
+    if Est is IdentifiableVAE:
+        kw["hidden_layer_sizes"] = (8,)
+    est = Est(**kw).fit(X, t)
+    ref = Est(**kw).fit(X, t.to_numpy())
+    assert_allclose(est.transform(X), ref.transform(X))
+    assert_allclose(est.predict_latent(t[:5]), ref.predict_latent(t.to_numpy()[:5]))
+    assert_allclose(
+        est.score_samples(X[:5], t[:5]), ref.score_samples(X[:5], t.to_numpy()[:5])
+    )
+
+
+def test_sample_with_empty_u_names_u():
+    X = _rng(3).randn(200, 3)
+    est = IdentifiableVAE(max_iter=1, hidden_layer_sizes=(8,), random_state=0)
+    est.fit(X, np.repeat(np.arange(4), 50))
+    with pytest.raises(ValueError, match="u is empty"):
+        est.sample(3, u=[])
