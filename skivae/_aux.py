@@ -7,6 +7,8 @@ from scipy import sparse
 from sklearn.base import clone
 from sklearn.utils import check_array
 
+from skivae.preprocessing import _is_missing_label
+
 _MAX_SUPPORT = 256  # rows of continuous u kept to score and sample without u
 
 
@@ -322,13 +324,6 @@ def _not_per_row(u, name):
         f"{name} must hold one value per row of X (an array-like), got "
         f"{type(u).__name__} {u!r:.60}."
     )
-
-
-def _is_missing_label(v):
-    """None, a float NaN, or pandas' NA / NaT."""
-    if v is None or (isinstance(v, float) and not np.isfinite(v)):
-        return True
-    return type(v).__name__ in ("NAType", "NaTType")
 
 
 def _check_categorical(u, n_samples, name="u", labels_only=False):

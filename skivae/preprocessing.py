@@ -27,6 +27,14 @@ def _check_n_lags(n_lags):
     return int(n_lags)
 
 
+def _is_missing_label(v):
+    """None, a float NaN, or pandas' NA / NaT (a missing label of ``u`` or
+    ``groups``)."""
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return True
+    return type(v).__name__ in ("NAType", "NaTType")
+
+
 def _group_codes(groups, n_samples):
     """Integer codes (0, 1, ...) of the group labels, one per row."""
     if groups is None:
@@ -42,8 +50,12 @@ def _group_codes(groups, n_samples):
             f"groups must have one label per row of X: got {groups.shape[0]} "
             f"labels for {n_samples} rows."
         )
-    if groups.dtype.kind in "fc" and np.isnan(groups).any():
-        raise ValueError("groups must not contain NaN (a missing group label).")
+    if (groups.dtype.kind in "fc" and np.isnan(groups).any()) or (
+        groups.dtype.kind == "O" and any(map(_is_missing_label, groups))
+    ):
+        raise ValueError(
+            "groups must not contain missing labels (None, NaN or pandas NA)."
+        )
     try:
         _, codes = np.unique(groups, return_inverse=True)
     except TypeError:

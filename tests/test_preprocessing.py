@@ -165,6 +165,7 @@ BAD = [
     ({"groups": np.zeros((4, 1))}, "groups"),
     ({"groups": [0.0, nan, 1.0, 1.0]}, "groups"),
     ({"groups": [0, "a", 1, None]}, "groups"),
+    ({"groups": np.array(["a", None, "b", "b"], dtype=object)}, "missing labels"),
     ({"n_lags": 0}, "n_lags"),
     ({"n_lags": 1.5}, "n_lags"),
     ({"n_lags": True}, "n_lags"),
