@@ -167,6 +167,12 @@ class _AuxEncoder:
                 f"aux_transformer ({tname}) returned shape {out.shape} for "
                 f"{n_samples} rows of {name}; it must return one row per row of u."
             )
+        if out.dtype.kind in "fc" and not np.all(np.isfinite(out)):
+            raise ValueError(
+                f"aux_transformer ({tname}) returned NaN or infinity for {name}: "
+                f"check that {name} is finite and inside the domain of its "
+                "function (and that it has no missing values)."
+            )
         return out
 
     def _resolve_u_type(self, u, warn=True):

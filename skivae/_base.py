@@ -50,7 +50,7 @@ from skivae._inference import _InferenceMixin, as_tensor, standardise
 from skivae._persistence import _PersistenceMixin
 from skivae._progress import make_progress
 from skivae._registry import register
-from skivae.preprocessing import _previous_rows
+from skivae.preprocessing import _group_codes, _previous_rows
 
 #: constraints of the shared parameters (each estimator adds its own)
 _SHARED_CONSTRAINTS = {
@@ -210,6 +210,7 @@ class _BaseLatentEstimator(
             X, U, split, seeds, settings, start = self._prepare_fit(X, y, warm)
             Xp = self._scale_x(X)
             if self.ar_order:  # rows packed with their past (see _core.ar)
+                _check_ar_order(self.ar_order, groups, len(Xp))
                 Xp_fit, U_fit = self._pack(Xp, U, groups)
             else:
                 Xp_fit, U_fit = Xp, U
@@ -315,6 +316,11 @@ class _BaseLatentEstimator(
 
     def _check_params(self, n_features):
         _check_hidden(self.hidden_layer_sizes)
+        if isinstance(self.ar_order, bool):  # an Integral to scikit-learn
+            raise ValueError(
+                f"ar_order must be an integer >= 0 (the number of previous rows "
+                f"each row depends on), got {self.ar_order!r}."
+            )
         if self.n_components is not None and self.n_components > n_features:
             raise ValueError(
                 f"n_components={self.n_components} must be <= n_features={n_features}: "
@@ -512,6 +518,19 @@ def _validation_split(n_samples, fraction, rng):
         )
     perm = rng.permutation(n_samples)
     return perm[:n_val], perm[n_val:]
+
+
+def _check_ar_order(ar_order, groups, n_samples):
+    """Refuse an ``ar_order`` that no sequence is long enough for."""
+    longest = int(np.bincount(_group_codes(groups, n_samples)).max())
+    if ar_order >= longest:
+        where = "sequence (group)" if groups is not None else "sequence (X, one group)"
+        raise ValueError(
+            f"ar_order={ar_order} needs sequences longer than {ar_order} rows, but "
+            f"the longest {where} has {longest}: no row has {ar_order} previous "
+            "rows to depend on. Lower ar_order, or pass groups that hold longer "
+            "sequences."
+        )
 
 
 def _training_tensors(Xp, U, split, device):

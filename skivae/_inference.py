@@ -334,7 +334,10 @@ class _InferenceMixin:
         """Latents ``(R, k)`` of the last ``ar_order`` rows of ``past``, the
         most recent first, and their encoded ``u`` (None without ``u``)."""
         order = self.ar_order
-        P = self._validate_X(past)
+        try:
+            P = self._validate_X(past)
+        except ValueError as exc:  # the messages name X
+            raise ValueError(f"past, the previous rows of X: {exc}") from exc
         if P.shape[0] < order:
             raise ValueError(
                 f"past has {P.shape[0]} row(s); a one-step forecast of a model with "
@@ -343,6 +346,13 @@ class _InferenceMixin:
         rows = np.arange(P.shape[0] - order, P.shape[0])[::-1]
         Pz = self._features(P[rows])[None]  # (1, R, k), r = 1 first
         if self.aux_encoder_ is None:
+            if u_past is not None:
+                warnings.warn(
+                    "This model was fitted without u; the u_past given here is "
+                    "ignored.",
+                    UserWarning,
+                    stacklevel=4,
+                )
             return Pz, None
         if u_past is None:
             raise ValueError(

@@ -397,7 +397,9 @@ class IdentifiableVAE(_BaseLatentEstimator):
 
         groups : array-like of shape (n_samples,), default=None
             With ``ar_order > 0``: the sequence of each row (see :meth:`fit`);
-            each row is scored given its past. Ignored with ``ar_order=0``.
+            each row is scored given its past, and a model fitted with ``u``
+            needs ``u`` for every row (no marginal over ``u``). Ignored with
+            ``ar_order=0``.
 
         Returns
         -------
@@ -424,7 +426,9 @@ class IdentifiableVAE(_BaseLatentEstimator):
 
         groups : array-like of shape (n_samples,), default=None
             With ``ar_order > 0``: the sequence of each row (see :meth:`fit`);
-            each row is scored given its past. Ignored with ``ar_order=0``.
+            each row is scored given its past, and a model fitted with ``u``
+            needs ``u`` for every row (no marginal over ``u``). Ignored with
+            ``ar_order=0``.
 
         Returns
         -------

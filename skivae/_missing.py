@@ -30,14 +30,16 @@ def validate_X(est, X, *, reset, fit):
         ensure_all_finite="allow-nan",
         **kwargs,
     )
-    return X, check_missing(est, X, fit=fit)
+    return X, check_missing(est, X, fit=fit, new=reset)
 
 
-def check_missing(est, X, *, fit):
+def check_missing(est, X, *, fit, new=True):
     """Whether ``X`` has missing cells; a ValueError naming the remedy when
     ``est`` cannot use them (the method needs complete rows, a row or a
     training column is entirely missing, or the model was fitted on complete
-    data)."""
+    data). ``new=False``: a warm start, whose model already knows every
+    column (its scale came from the first fit), so a column missing from
+    this batch is allowed."""
     missing = np.isnan(X)
     if not missing.any():
         return False
@@ -59,7 +61,7 @@ def check_missing(est, X, *, fit):
             "latents. Drop them before calling "
             f"{'fit' if fit else 'this method'}."
         )
-    if fit:
+    if fit and new:
         empty = np.flatnonzero(missing.all(axis=0))
         if empty.size:
             raise ValueError(
@@ -67,7 +69,7 @@ def check_missing(est, X, *, fit):
                 f"NaN), e.g. column {empty[0]}: nothing can be learned about "
                 "them. Drop them before fitting."
             )
-    elif not getattr(est, "masked_", False):
+    elif not fit and not getattr(est, "masked_", False):
         raise ValueError(
             f"X contains NaN (missing cells) in {n_rows} row(s), but this "
             f"{name} was fitted on complete X, so its encoder never learned "

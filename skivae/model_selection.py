@@ -15,6 +15,8 @@ sources is found on each training fold and applied unchanged to the test
 fold.
 """
 
+import warnings
+
 import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import check_cv
@@ -101,10 +103,21 @@ def seed_consistency(representations, X=None, *, method="spearman"):
                 "with each of them."
             )
         reps = [r.transform(X) for r in reps]
+    elif X is not None:
+        warnings.warn(
+            "seed_consistency got arrays and X: X is only read with fitted "
+            "estimators (to transform it), so it is ignored here.",
+            UserWarning,
+            stacklevel=2,
+        )
     reps = [
         check_array(r, dtype=np.float64, input_name="representations") for r in reps
     ]
     n = reps[0].shape[0]
+    if n < 2:
+        raise ValueError(
+            f"representations have {n} row(s); correlations need at least 2 samples."
+        )
     if any(r.shape[0] != n for r in reps):
         raise ValueError(
             "every representation must have the same number of rows (the same "
@@ -263,6 +276,16 @@ def cross_val_mcc(
     """
     if method not in ("pearson", "spearman"):
         raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}.")
+    if not hasattr(estimator, "transform"):
+        raise ValueError(
+            f"cross_val_mcc needs a transformer (an estimator with transform), got "
+            f"{type(estimator).__name__}: its output is matched to the sources."
+        )
+    if sources is None:
+        raise ValueError(
+            "sources is None: cross_val_mcc scores the fits against the true "
+            "sources of the rows of X, which must be given (on simulated data)."
+        )
     S = check_array(sources, ensure_2d=False, dtype=np.float64, input_name="sources")
     if S.ndim == 1:
         S = S.reshape(-1, 1)
@@ -270,6 +293,13 @@ def cross_val_mcc(
         X, S, *(() if u is None else (u,)), *(() if groups is None else (groups,))
     )
     splits = list(check_cv(cv).split(X, u, groups))
+    for train, test in splits:
+        if min(len(train), len(test)) < 2:
+            raise ValueError(
+                f"cv made a fold with {len(train)} training and {len(test)} test "
+                "row(s); the MCC correlates columns, so every fold needs at least "
+                "2 rows of each. Use fewer splits."
+            )
     results = Parallel(n_jobs=n_jobs)(
         delayed(_fit_and_match)(clone(estimator), X, u, S, train, test, method, groups)
         for train, test in splits

@@ -395,3 +395,15 @@ def test_sample_with_empty_u_names_u():
     est.fit(X, np.repeat(np.arange(4), 50))
     with pytest.raises(ValueError, match="u is empty"):
         est.sample(3, u=[])
+
+
+def test_nan_out_of_aux_transformer_is_blamed_on_the_transformer():
+    from sklearn.preprocessing import FunctionTransformer
+
+    u = np.linspace(0.0, 1.0, 50)  # finite; its log(u - 0.5) is not
+    enc = _AuxEncoder(transformer=FunctionTransformer(lambda a: np.log(a - 0.5)))
+    with np.errstate(invalid="ignore"):
+        with pytest.raises(
+            ValueError, match=r"aux_transformer \(FunctionTransformer\) returned NaN"
+        ):
+            enc.fit(u, 50, _rng())

@@ -329,6 +329,13 @@ def test_rows_and_columns_without_observed_cells_are_refused(segment_data):
     Xt[2] = np.nan
     with pytest.raises(ValueError, match="all missing"):
         est.transform(Xt)
+    # A warm start knows every column from its first fit (its scale too): a
+    # batch in which one column is never observed continues the model.
+    Xc = Xm.copy()
+    Xc[:, 1] = np.nan
+    keep = ~np.isnan(Xc).all(axis=1)
+    est.set_params(warm_start=True).fit(Xc[keep], u[keep])
+    assert len(est.loss_curve_) == 2 * FAST["max_iter"]
 
 
 def test_a_model_fitted_on_complete_data_refuses_partial_rows(segment_data):

@@ -65,6 +65,7 @@ def test_dataframes_are_representations_not_estimators():
         ([np.ones((5, 2)), np.ones((6, 2))], "same number of rows"),
         ([np.ones((5, 3)), np.ones((5, 1))], "same number of components"),
         ([np.ones((5, 2)), np.full((5, 2), np.nan)], "NaN"),
+        ([np.ones((1, 2)), np.ones((1, 2))], "representations have 1 row"),
     ],
 )
 def test_bad_input(reps, match):
@@ -138,6 +139,20 @@ def test_cross_val_mcc_bad_input():
         cross_val_mcc(FunctionTransformer(), X, None, X, method="kendall")
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         cross_val_mcc(FunctionTransformer(), X, None, X[:10])
+    with pytest.raises(ValueError, match="sources is None"):
+        cross_val_mcc(FunctionTransformer(), X, None, None)
+    with pytest.raises(ValueError, match="needs a transformer.*LinearRegression"):
+        from sklearn.linear_model import LinearRegression
+
+        cross_val_mcc(LinearRegression(), X, None, X)
+    with pytest.raises(ValueError, match="1 test row.*at least 2"):
+        cross_val_mcc(FunctionTransformer(), X, None, X, cv=[(np.arange(19), [19])])
+
+
+def test_seed_consistency_warns_that_x_is_ignored_with_arrays():
+    S = np.random.RandomState(0).standard_normal((20, 2))
+    with pytest.warns(UserWarning, match="X is only read with fitted estimators"):
+        seed_consistency([S, S], X=S)
 
 
 def test_cross_val_mcc_gives_an_ar_model_its_training_sequences():

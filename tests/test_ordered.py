@@ -227,6 +227,14 @@ def test_ar_errors():
         est.sample(10)
     with pytest.warns(IdentifiabilityWarning, match="Gaussian innovations"):
         NonlinearICA(ar_order=1, max_iter=1, n_init=1).fit(X, groups=groups)
+    # An order no sequence is long enough for (each has 60 rows) is refused
+    # before anything is allocated; 59 previous rows still exist.
+    with pytest.raises(ValueError, match="ar_order=60 needs sequences longer"):
+        NonlinearICA(ar_order=60, max_iter=1).fit(X, u, groups=groups)
+    with pytest.raises(ValueError, match="longest sequence .X, one group. has 120"):
+        IdentifiableVAE(ar_order=120, max_iter=1).fit(X, u)
+    with pytest.raises(ValueError, match="ar_order must be an integer >= 0"):
+        IdentifiableVAE(ar_order=True, max_iter=1).fit(X, u, groups=groups)
 
 
 def test_pack_rows_keeps_the_aux_of_the_past():
@@ -296,6 +304,12 @@ def test_forecast_needs_the_past_aux_and_memory():
     plain = IdentifiableVAE(2, max_iter=1, random_state=0).fit(X, u)
     with pytest.raises(ValueError, match="ar_order=0"):
         plain.predict_latent(u[:1], past=X[:3], u_past=u[:3])
+    with pytest.raises(ValueError, match="past, the previous rows of X: X has 1 feat"):
+        est.predict_latent(u[:1], past=X[:3, :1], u_past=u[:3])
+    no_u = IdentifiableVAE(2, ar_order=1, max_iter=1, random_state=0)
+    no_u.fit(X, groups=groups)
+    with pytest.warns(UserWarning, match="u_past given here is ignored"):
+        no_u.predict_latent(past=X[:3], u_past=u[:3])
 
 
 def test_warm_start_continues_an_ar_model():
