@@ -242,7 +242,7 @@ class _InferenceMixin:
             U = self.aux_encoder_.support_[idx]
         seed = int(rng.randint(np.iinfo(np.int32).max))
         if order:
-            Xs, Z = self._sample_sequences(n_samples, u, groups, seed)
+            Xs, Z = self._sample_sequences(n_samples, u, U, groups, seed)
         else:
             Xs, Z = self._batched(
                 lambda m, xb, ub: m.sample(ub, xb.shape[0]),
@@ -253,16 +253,16 @@ class _InferenceMixin:
         X = self._unscale_x(Xs.astype(np.float64))
         return X.astype(self._fit_dtype, copy=False), Z
 
-    def _sample_sequences(self, n_rows, u, groups, seed):
+    def _sample_sequences(self, n_rows, u, U, groups, seed):
         """Sequences drawn from a model with ``ar_order > 0`` (at the rows'
-        ``u``; ``groups`` None: one sequence): standardised ``X``, latents."""
+        ``u``, encoded as ``U``; ``groups`` None: one sequence): standardised
+        ``X``, latents."""
         if u is None and self.aux_encoder_ is not None:
             raise ValueError(
                 "This model (ar_order > 0) draws sequences at given values of u: "
                 "pass u, one value per time step, in time order (and groups= "
                 "for several sequences)."
             )
-        U = self._encode_aux(u, n_rows)
         previous = _previous_rows(groups, n_rows, self.ar_order)
         model = inference_copy(self.module_, self.device_)
         param = next(model.parameters())

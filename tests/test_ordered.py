@@ -386,3 +386,13 @@ def test_masked_ivae_with_memory():
     assert after[t] != before[t]
     with pytest.raises(ValueError, match="method=\"ivae\"|method='ivae'"):
         NonlinearICA(ar_order=1, max_iter=1).fit(Xm, u, groups=groups)
+
+
+def test_sampling_an_ar_model_without_u_warns_once_about_a_given_u():
+    X, u, _, groups = make_time_sources(2, 60, 2, n_segments=3, random_state=0)
+    est = IdentifiableVAE(2, ar_order=1, max_iter=1, random_state=0)
+    est.fit(X, groups=groups)
+    with pytest.warns(UserWarning, match="fitted without u") as record:
+        Xs, _ = est.sample(u=u[:5], random_state=0)
+    assert Xs.shape == (5, 2)
+    assert sum("fitted without u" in str(w.message) for w in record) == 1
