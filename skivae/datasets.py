@@ -83,14 +83,30 @@ def _check_noise(noise):
     return float(noise)
 
 
-def _check_scale_range(scale_range, name="scale_range"):
-    try:
-        lo, hi = (float(v) for v in scale_range)
-    except (TypeError, ValueError):
+def _check_pair(value, name, what):
+    """``(low, high)`` floats from a list, tuple or 1-D array of two real
+    numbers (not strings, bools, mappings or sets); ``what`` describes the
+    pair in the error."""
+    ok = isinstance(value, (tuple, list, np.ndarray)) and np.ndim(value) == 1
+    ok = ok and len(value) == 2
+    ok = ok and all(
+        isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+        for v in value
+    )
+    if not ok:
+        raise ValueError(f"{name} must be {what}, got {value!r}.")
+    lo, hi = (float(v) for v in value)
+    if not np.isfinite(hi - lo):  # also catches infinite or NaN bounds
         raise ValueError(
-            f"{name} must be a pair (low, high) of numbers, got {scale_range!r}."
-        ) from None
-    if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo <= hi):
+            f"{name} must have finite bounds whose difference is finite, got "
+            f"{tuple(value)!r}."
+        )
+    return lo, hi
+
+
+def _check_scale_range(scale_range, name="scale_range"):
+    lo, hi = _check_pair(scale_range, name, "a pair (low, high) of numbers")
+    if not 0 < lo <= hi:
         raise ValueError(
             f"{name} must satisfy 0 < low <= high (finite), got {tuple(scale_range)!r}."
         )
@@ -100,14 +116,9 @@ def _check_scale_range(scale_range, name="scale_range"):
 def _check_mean_range(mean_range):
     if mean_range is None:
         return None
-    try:
-        lo, hi = (float(v) for v in mean_range)
-    except (TypeError, ValueError):
-        raise ValueError(
-            "mean_range must be None or a pair (low, high) of numbers, "
-            f"got {mean_range!r}."
-        ) from None
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+    what = "None or a pair (low, high) of numbers"
+    lo, hi = _check_pair(mean_range, "mean_range", what)
+    if not lo <= hi:
         raise ValueError(
             f"mean_range must satisfy low <= high (finite), got {tuple(mean_range)!r}."
         )

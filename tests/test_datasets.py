@@ -266,6 +266,13 @@ NONSTATIONARY_BAD = [
     ({"mean_range": (2.0, -2.0)}, "mean_range"),
     ({"mean_range": (-np.inf, 1.0)}, "mean_range"),
     ({"mean_range": ("a", "b")}, "mean_range"),
+    # pairs of something else than two real numbers (were read as numbers)
+    ({"scale_range": ("1", "2")}, "scale_range must be a pair"),
+    ({"scale_range": (True, 2)}, "scale_range must be a pair"),
+    ({"scale_range": {1, 2}}, "scale_range must be a pair"),
+    ({"scale_range": {1: 2, 3: 4}}, "scale_range must be a pair"),
+    ({"mean_range": ("0", "1")}, "mean_range must be None or a pair"),
+    ({"mean_range": (-1e308, 1e308)}, "difference is finite"),
 ]
 
 
