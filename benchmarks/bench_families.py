@@ -2,8 +2,9 @@
 
 The check behind "defaults that hold on every family": each model runs with
 its default parameters (``random_state=--model-seed``) on 15 families of
-simulated data (and 6 held-out probes, ``--families probes``), over several data draws (``--seeds``, by default 41-45, seeds
-never used for tuning), each fit in a fresh process. Models (``--models``):
+simulated data (and, when named, 6 held-out probes: ``--families probes``),
+over several data draws (``--seeds``, by default 41-45, seeds never used for
+tuning), each fit in a fresh process. Models (``--models``):
 
 - ``flow``: ``NonlinearICA()`` (the identifiable flow; only on square,
   non-binary families);
