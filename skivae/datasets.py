@@ -39,6 +39,11 @@ _AR_SPACING = 0.2  # their minimum spacing (shrunk for more than 8 sources)
 _INNOVATION_SCALE_RANGE = (0.5, 3.0)  # ar_variance: per-segment std multipliers
 _SLOPE = 0.1  # slope of xtanh's linear part and of the leaky ReLU
 _N_THRESHOLD_DRAWS = 5000  # matrices drawn to estimate the condition-number threshold
+# Shapes whose SVD work (rows * cols * min(rows, cols)) exceeds this use fewer draws,
+# in proportion, but never fewer than _MIN_THRESHOLD_DRAWS: a 400 x 400 mixing took
+# 100 s with 5000 draws. Every shape up to 50 x 100 (or 62 x 62) keeps 5000 draws.
+_THRESHOLD_WORK = 250_000
+_MIN_THRESHOLD_DRAWS = 100
 _THRESHOLD_PERCENTILE = 25.0
 _THRESHOLD_SEED = 0  # fixed: the threshold is a property of the shape, not of the draw
 _MAX_REJECTIONS = 10_000
@@ -157,19 +162,35 @@ def _condition_numbers(W):
     return s[..., 0] / s[..., -1]
 
 
+def _n_threshold_draws(n_rows, n_cols):
+    """How many matrices estimate the threshold of one shape.
+
+    ``_N_THRESHOLD_DRAWS`` for every shape up to ``_THRESHOLD_WORK`` (the
+    paper's and every benchmark's), fewer for wide ones, so that the estimate
+    costs about as much as that of a 50 x 100 shape.
+    """
+    work = n_rows * n_cols * min(n_rows, n_cols)
+    if work <= _THRESHOLD_WORK:
+        return _N_THRESHOLD_DRAWS
+    scaled = _N_THRESHOLD_DRAWS * _THRESHOLD_WORK // work
+    return max(_MIN_THRESHOLD_DRAWS, scaled)
+
+
 @functools.lru_cache(maxsize=64)
 def _condition_threshold(n_rows, n_cols):
     """25th percentile of the condition number of random unit-column matrices.
 
-    Estimated once per shape from ``_N_THRESHOLD_DRAWS`` matrices drawn with a
-    fixed seed, so the value never depends on ``random_state`` or on the cache.
+    Estimated once per shape from ``_n_threshold_draws(n_rows, n_cols)``
+    matrices drawn with a fixed seed, so the value never depends on
+    ``random_state`` or on the cache.
     """
     rng = np.random.RandomState(_THRESHOLD_SEED)
+    n_draws = _n_threshold_draws(n_rows, n_cols)
     # Chunks keep memory bounded for large shapes (about 32 MB per chunk).
-    chunk = max(1, min(_N_THRESHOLD_DRAWS, 4_000_000 // (n_rows * n_cols)))
+    chunk = max(1, min(n_draws, 4_000_000 // (n_rows * n_cols)))
     conds = []
-    for start in range(0, _N_THRESHOLD_DRAWS, chunk):
-        n = min(chunk, _N_THRESHOLD_DRAWS - start)
+    for start in range(0, n_draws, chunk):
+        n = min(chunk, n_draws - start)
         conds.append(_condition_numbers(_unit_column_matrices(n, n_rows, n_cols, rng)))
     return float(np.percentile(np.concatenate(conds), _THRESHOLD_PERCENTILE))
 
@@ -388,9 +409,10 @@ def make_nonstationary_sources(
     Each layer's matrix has entries uniform in ``[-1, 1]`` and unit-norm columns,
     and is redrawn until its condition number is at most the 25th percentile of
     the condition numbers of such matrices (estimated once per shape from 5000
-    draws with a fixed seed). With ``n_sources == n_features`` every matrix is
-    invertible and both activations are strictly increasing, so ``f`` is
-    invertible.
+    draws with a fixed seed; fewer, at least 100, for shapes wider than about
+    60 x 60, whose SVDs would otherwise take minutes). With
+    ``n_sources == n_features`` every matrix is invertible and both
+    activations are strictly increasing, so ``f`` is invertible.
 
     The mixing is drawn before the sources, so with the same ``random_state``
     changing ``n_segments`` or ``n_per_segment`` keeps the same mixing function.

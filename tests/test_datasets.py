@@ -217,6 +217,27 @@ def test_condition_threshold_is_deterministic():
     assert _condition_threshold(4, 6) != value
 
 
+def test_condition_threshold_draws_shrink_only_for_wide_shapes(monkeypatch):
+    from skivae import datasets
+
+    # Every shape the paper and the benchmarks use keeps its 5000 draws (and so
+    # its data); a 400 x 400 mixing uses the minimum.
+    for shape in [(5, 5), (10, 40), (20, 40), (40, 40), (50, 100)]:
+        assert datasets._n_threshold_draws(*shape) == 5000
+    assert 100 < datasets._n_threshold_draws(100, 100) < 5000
+    assert datasets._n_threshold_draws(400, 400) == 100
+    # With fewer draws the estimate is still the 25th percentile.
+    monkeypatch.setattr(datasets, "_THRESHOLD_WORK", 50)
+    assert datasets._n_threshold_draws(6, 6) == 5000 * 50 // 216
+    _condition_threshold.cache_clear()
+    try:
+        threshold = _condition_threshold(6, 6)
+        raw = _unit_column_matrices(4000, 6, 6, np.random.RandomState(1))
+        assert 0.2 < np.mean(_condition_numbers(raw) <= threshold) < 0.3
+    finally:
+        _condition_threshold.cache_clear()
+
+
 def test_binary_observations():
     kw = {"n_segments": 4, "n_per_segment": 2000, "n_sources": 3, "random_state": 0}
     X_clean, u, S = make_nonstationary_sources(**kw)
