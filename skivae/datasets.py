@@ -268,6 +268,11 @@ def _observe(X, noise, binary, rng):
     """Add Gaussian noise and optionally draw Bernoulli observations."""
     if noise > 0:
         X = X + noise * rng.standard_normal(size=X.shape)
+    if not np.all(np.isfinite(X)):
+        raise ValueError(
+            "The simulated X is not finite (it overflowed float64): lower noise "
+            "and the range of the sources' scales or means."
+        )
     if binary:
         p = 0.5 * (1.0 + np.tanh(0.5 * X))  # numerically stable sigmoid
         X = (rng.uniform(size=X.shape) < p).astype(np.float64)
@@ -1023,6 +1028,8 @@ def make_spatial_sources(
     source = _check_option(source, "source", _SOURCES)
     n_basis = _check_int(n_basis, "n_basis", 1)
     cycles = _check_scale_range(cycles, "cycles")
+    if not np.isfinite(2 * np.pi * cycles[1]):
+        raise ValueError(f"cycles must be at most 1e307, got {cycles!r}.")
     std_range = _check_scale_range(std_range, "std_range")
     mixing = _check_option(mixing, "mixing", _MIXINGS)
     noise = _check_noise(noise)

@@ -1019,3 +1019,15 @@ def test_spatial_cycles_control_the_roughness_of_the_fields():
     assert extrema((4.0, 6.0)) > 3 * extrema((0.5, 1.0))
     with pytest.raises(ValueError, match="cycles must satisfy"):
         make_spatial_sources(100, 2, cycles=(2.0, 1.0))
+    # 2 pi * 1e308 overflows: an error naming cycles, not numpy's OverflowError.
+    with pytest.raises(ValueError, match="cycles must be at most 1e307"):
+        make_spatial_sources(100, 2, cycles=(1e300, 1e308))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("kwargs", [{"noise": 1e308}, {"scale_range": (1e300, 1e308)}])
+def test_overflowing_simulation_is_an_error(kwargs):
+    # Huge but finite arguments overflow float64: an error, not an X with inf.
+    with pytest.raises(ValueError, match="simulated X is not finite"):
+        make_nonstationary_sources(4, 50, 2, random_state=0, **kwargs)
