@@ -478,7 +478,8 @@ class _BaseLatentEstimator(
         if not np.isfinite(scores).any():
             return None
         self.restart_scores_ = scores
-        return module.keep(int(np.nanargmax(scores))), hist, seeds[0]
+        kept = int(np.nanargmax(scores))
+        return module.keep(kept), hist.keep(kept), seeds[0]
 
     def _keep(self, module, hist, extend=False):
         """Keep the trained model and its history (``extend``: warm start)."""

@@ -159,10 +159,11 @@ validation_scores_ : list of float or None
 best_validation_score_ : float or None
     Highest value of ``validation_scores_``.
 
-    The flow trains its ``n_init`` restarts as one batched model: its
-    ``loss_curve_``, ``validation_scores_`` and their best values are the
-    mean over the restarts, and early stopping watches that mean; the
-    kept restart's own held-out score is in ``restart_scores_``.
+    The flow trains its ``n_init`` restarts as one batched model:
+    ``loss_curve_`` and ``validation_scores_`` are the kept restart's own
+    curves, but early stopping watches (and restores the epoch of) the
+    mean over the restarts, and every restart runs the same epochs; the
+    restarts' final held-out scores are in ``restart_scores_``.
 n_iter_ : int
     Number of epochs run (summed over the fits of ``warm_start=True``).
 training_settings_ : dict

@@ -146,6 +146,19 @@ def test_restart_with_best_likelihood_is_kept(data):
     assert not np.allclose(single.transform(X), est.transform(X))
 
 
+def test_loss_curve_is_the_kept_restarts_own():
+    # The restarts train as one batched model; loss_curve_ must follow the
+    # kept one (its last epoch's loss is near its final training loss), not
+    # the mean over restarts (which sits between the two).
+    X, u, _ = make_nonstationary_sources(8, 300, 3, random_state=0)
+    est = NonlinearICA(max_iter=6, n_init=2, random_state=2).fit(X, u)
+    kept, other = sorted(est.restart_scores_, reverse=True)
+    assert len(est.loss_curve_) == est.n_iter_ == 6
+    assert est.best_loss_ == min(est.loss_curve_)
+    last = est.loss_curve_[-1]
+    assert abs(last + kept) < 0.5 * abs(last + other)
+
+
 def test_score_is_an_exact_density_on_the_original_scale():
     # 1-D data, scaled by 10: the density over x must integrate to one for
     # each u and for the marginal, which needs the standardisation's Jacobian.

@@ -43,9 +43,11 @@ class LatentModel(nn.Module, metaclass=ABCMeta):
     ``inverse(z)`` maps features back to (standardised) observations, and
     ``sample(u, n_samples)`` draws ``(x, z)`` from the generative model.
     A model that trains ``R`` restarts at once as one batched model (the
-    flow) has ``restart_score_samples(x, u)`` of shape ``(R, B)`` and
-    ``keep(r)``, which keeps restart ``r`` in place and returns the model;
-    the estimator asks for it through its settings (``batched_restarts``).
+    flow) has ``restart_score_samples(x, u)`` and ``restart_loss(x, u)``,
+    both of shape ``(R, B)`` (``loss`` is the mean of the latter over
+    restarts), and ``keep(r)``, which keeps restart ``r`` in place and
+    returns the model; the estimator asks for it through its settings
+    (``batched_restarts``).
     A model that can start at known latents ``z`` (the iVAE, started from
     the flow) has ``latent_regression_loss(x, u, z, ...)``, a per-row loss
     for :func:`~skivae._core.training.fit_to_latents`.

@@ -299,6 +299,11 @@ class FlowModule(LatentModel):
     def loss(self, x, u):
         return -self.restart_log_prob(x, u).mean(0)
 
+    def restart_loss(self, x, u):
+        """Each restart's loss, shape ``(R, B)``; its mean over restarts is
+        :meth:`loss` (the same floats: negation is exact)."""
+        return -self.restart_log_prob(x, u)
+
     def score_samples(self, x, u):
         return self.restart_log_prob(x, u).mean(0)
 

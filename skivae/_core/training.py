@@ -39,6 +39,12 @@ class TrainHistory:
         Whether the stopping rule fired before ``max_iter``.
     best_loss : float
         Best monitored loss (validation loss with validation data).
+    restart_train_loss, restart_val_loss : list of list of float or None
+        For a model that trains ``R`` restarts at once: each epoch's mean
+        training (and validation) loss of every restart, ``R`` values per
+        epoch; ``train_loss`` and ``val_loss`` are their means, which the
+        stopping rule watches. ``None`` otherwise. :meth:`keep` makes the
+        history that of one restart.
     """
 
     train_loss: list = field(default_factory=list)
@@ -47,6 +53,20 @@ class TrainHistory:
     n_steps: int = 0
     converged: bool = False
     best_loss: float = math.inf
+    restart_train_loss: list = None
+    restart_val_loss: list = None
+
+    def keep(self, restart):
+        """The history of restart ``restart`` alone (in place): its own
+        curves replace the means over restarts; the epochs run and the
+        stopping decision, taken on the means, are unchanged."""
+        if self.restart_train_loss is not None:
+            self.train_loss = [epoch[restart] for epoch in self.restart_train_loss]
+            self.restart_train_loss = None
+        if self.restart_val_loss is not None:
+            self.val_loss = [epoch[restart] for epoch in self.restart_val_loss]
+            self.restart_val_loss = None
+        return self
 
 
 def _index(t, idx):
@@ -71,6 +91,35 @@ def mean_score_loss(model, X, U, batch_size=1024):
             total = total - model.score_samples(X[idx], _index(U, idx)).sum()
     model.train(was_training)
     return float(total) / X.shape[0]
+
+
+def _n_restarts(model):
+    """How many restarts a model trains at once (1 for most models)."""
+    return getattr(model, "n_restarts", 1)
+
+
+def _mean_restart_losses(model, X, U, batch_size=1024):
+    """:func:`mean_score_loss` of a batched model and the same mean for each
+    restart (a list of ``R`` floats), in one pass.
+
+    The first value is computed as :func:`mean_score_loss` computes it
+    (``score_samples`` is the mean over restarts of ``restart_score_samples``),
+    so it is the same float.
+    """
+    was_training = model.training
+    model.eval()
+    total = X.new_zeros(())
+    per_restart = X.new_zeros(_n_restarts(model))
+    with torch.inference_mode():
+        for idx in torch.arange(X.shape[0], device=X.device).split(
+            max(batch_size, 1024)
+        ):
+            lp = model.restart_score_samples(X[idx], _index(U, idx))
+            total = total - lp.mean(0).sum()
+            per_restart = per_restart - lp.sum(-1)
+    model.train(was_training)
+    values = (torch.cat([total[None], per_restart]) / X.shape[0]).tolist()
+    return float(total) / X.shape[0], values[1:]
 
 
 def _adam(params, device, **kwargs):
@@ -118,8 +167,15 @@ class _LossStep:
 
     def __init__(self, model, compile=False):
         self.model = model
-        self.loss = model.loss
+        # A batched model's loss per restart and row, (R, B): the step trains
+        # on its mean over restarts (the model's ``loss``, the same floats) and
+        # the epoch also sums each restart's own loss.
+        self.per_restart = _n_restarts(model) > 1
+        self.loss = self._eager_loss()
         self.first = compile  # compiled at the first step
+
+    def _eager_loss(self):
+        return self.model.restart_loss if self.per_restart else self.model.loss
 
     def __call__(self, optimizer, x, u):
         if self.first:
@@ -134,7 +190,7 @@ class _LossStep:
                     warnings.filterwarnings(
                         "ignore", message=".*torch.jit.*", category=DeprecationWarning
                     )
-                    self.loss = torch.compile(self.model.loss, backend=self.backend)
+                    self.loss = torch.compile(self._eager_loss(), backend=self.backend)
                     return self._step(optimizer, x, u)
             except Exception as exc:  # dynamo, inductor and compilers raise many
                 warnings.warn(
@@ -144,15 +200,19 @@ class _LossStep:
                     CompileFallbackWarning,
                     stacklevel=2,
                 )
-                self.loss = self.model.loss
+                self.loss = self._eager_loss()
                 _set_rng_state(x.device, rng)
         return self._step(optimizer, x, u)
 
     def _step(self, optimizer, x, u):
-        loss_vec = self.loss(x, u)
+        """The step's loss: per row ``(B,)``, or per restart and row
+        ``(R, B)`` for a batched model (whose gradient is that of the mean
+        over restarts)."""
+        loss = self.loss(x, u)
+        loss_vec = loss.mean(0) if self.per_restart else loss
         optimizer.zero_grad(set_to_none=True)
         loss_vec.mean().backward()
-        return loss_vec
+        return loss
 
 
 def _root_cause(exc):
@@ -180,26 +240,39 @@ def _set_rng_state(device, state):
 def _run_epoch(
     model, optimizer, scheduler, X, U, batch_size, generator, grad_clip, step=None
 ):
-    """One pass over shuffled mini-batches; returns the mean training loss.
+    """One pass over shuffled mini-batches; returns the mean training loss
+    and, for a batched model, each restart's (a list; else None).
 
     ``step``: a :class:`_LossStep` (``model.loss`` run eagerly by default).
-    Raises :class:`DivergenceError` when that loss is not finite.
+    Raises :class:`DivergenceError` when the mean loss is not finite.
     """
     step = _LossStep(model) if step is None else step
     params = [p for p in model.parameters() if p.requires_grad]
     epoch_sum = X.new_zeros(())
+    restart_sums = X.new_zeros(_n_restarts(model)) if step.per_restart else None
     order = torch.randperm(X.shape[0], generator=generator).to(X.device)
     for idx in order.split(batch_size):
-        loss_vec = step(optimizer, X[idx], _index(U, idx))
+        loss = step(optimizer, X[idx], _index(U, idx)).detach()
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
         optimizer.step()
         scheduler.step()
-        epoch_sum = epoch_sum + loss_vec.detach().sum()
-    loss = float(epoch_sum) / X.shape[0]  # the one host sync of the epoch
+        if restart_sums is None:
+            epoch_sum = epoch_sum + loss.sum()
+        else:
+            epoch_sum = epoch_sum + loss.mean(0).sum()
+            restart_sums = restart_sums + loss.sum(-1)
+    sums = (
+        epoch_sum[None]
+        if restart_sums is None
+        else torch.cat([epoch_sum[None], restart_sums])
+    )
+    values = sums.tolist()  # the one host sync of the epoch
+    loss = values[0] / X.shape[0]
     if not math.isfinite(loss):
         raise DivergenceError(f"training diverged (loss is {loss}).")
-    return loss
+    per_restart = None if restart_sums is None else [v / X.shape[0] for v in values[1:]]
+    return loss, per_restart
 
 
 def improves(value, best, tol):
@@ -269,18 +342,30 @@ def train(
     steps_per_epoch = math.ceil(X.shape[0] / batch_size)
     scheduler = _cosine_schedule(optimizer, max_iter * steps_per_epoch)
     history = TrainHistory(val_loss=None if X_val is None else [])
+    batched = _n_restarts(model) > 1
+    if batched:
+        history.restart_train_loss = []
+        history.restart_val_loss = None if X_val is None else []
     best_state, no_improve = None, 0
     model.train()
     step = _LossStep(model, compile and model.compile_pays)
     for epoch in range(max_iter):
-        train_loss = _run_epoch(
+        train_loss, restart_losses = _run_epoch(
             model, optimizer, scheduler, X, U, batch_size, generator, grad_clip, step
         )
         history.n_iter, history.n_steps = epoch + 1, (epoch + 1) * steps_per_epoch
         history.train_loss.append(train_loss)
+        if batched:
+            history.restart_train_loss.append(restart_losses)
         val_loss = None
         if X_val is not None:
-            val_loss = mean_score_loss(model, X_val, U_val, batch_size)
+            if batched:
+                val_loss, restart_val = _mean_restart_losses(
+                    model, X_val, U_val, batch_size
+                )
+                history.restart_val_loss.append(restart_val)
+            else:
+                val_loss = mean_score_loss(model, X_val, U_val, batch_size)
             history.val_loss.append(val_loss)
         if progress is not None:
             progress(epoch + 1, train_loss, val_loss)

@@ -165,3 +165,66 @@ def test_cpu_adam_uses_foreach_kernels_with_the_same_arithmetic():
     assert all(torch.equal(a, b) for a, b in zip(fast, plain))
     elsewhere = _adam([torch.zeros(1, requires_grad=True)], "meta")
     assert elsewhere.defaults["foreach"] is None  # torch chooses
+
+
+def _batched_flow():
+    from skivae._core.flow import FlowModule
+
+    torch.manual_seed(0)
+    priors = [ConditionalPrior(3, "gaussian", "categorical", n_classes=3) for _ in "ab"]
+    return FlowModule(3, priors, depth=1, bins=4)
+
+
+def test_batched_restarts_report_each_restarts_curves():
+    X, U = _toy_problem()
+    flow = _batched_flow()
+    hist = train(flow, X[:200], U[:200], X[200:], U[200:], max_iter=3, batch_size=64)
+    assert len(hist.restart_train_loss) == len(hist.restart_val_loss) == 3
+    pairs = [(hist.train_loss, hist.restart_train_loss)]
+    pairs.append((hist.val_loss, hist.restart_val_loss))
+    for means, per in pairs:
+        for mean, (a, b) in zip(means, per):
+            assert a != b  # two models, two losses
+            assert mean == pytest.approx((a + b) / 2, rel=1e-5)
+    # An epoch's validation losses are those of the model at its end: the
+    # restored model (best mean) has those of the best epoch.
+    best = min(range(3), key=hist.val_loss.__getitem__)
+    with torch.no_grad():
+        restored = -flow.restart_score_samples(X[200:], U[200:]).mean(1)
+    assert hist.restart_val_loss[best] == pytest.approx(restored.tolist(), rel=1e-5)
+    assert hist.val_loss[best] == mean_score_loss(flow, X[200:], U[200:])
+    train_1 = [epoch[1] for epoch in hist.restart_train_loss]
+    val_1 = [epoch[1] for epoch in hist.restart_val_loss]
+    kept = hist.keep(1)
+    assert kept.train_loss == train_1 and kept.val_loss == val_1
+    assert kept.restart_train_loss is None and kept.restart_val_loss is None
+    assert kept.n_iter == 3
+
+
+def test_batched_restarts_train_on_the_mean_loss_unchanged(monkeypatch):
+    # Per-restart bookkeeping must not change the training: the same model
+    # trained through its mean ``loss`` (as if it were one model) ends with
+    # bit-identical parameters.
+    from skivae._core import training
+
+    X, U = _toy_problem()
+    flows = [_batched_flow(), _batched_flow()]
+    train(
+        flows[0],
+        X,
+        U,
+        max_iter=2,
+        batch_size=64,
+        generator=torch.Generator().manual_seed(0),
+    )
+    monkeypatch.setattr(training, "_n_restarts", lambda model: 1)
+    train(
+        flows[1],
+        X,
+        U,
+        max_iter=2,
+        batch_size=64,
+        generator=torch.Generator().manual_seed(0),
+    )
+    for a, b in zip(flows[0].parameters(), flows[1].parameters()):
+        assert torch.equal(a, b)
