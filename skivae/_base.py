@@ -321,6 +321,7 @@ class _BaseLatentEstimator(
                 f"ar_order must be an integer >= 0 (the number of previous rows "
                 f"each row depends on), got {self.ar_order!r}."
             )
+        _refuse_bool_numbers(self)
         if self.n_components is not None and self.n_components > n_features:
             raise ValueError(
                 f"n_components={self.n_components} must be <= n_features={n_features}: "
@@ -567,6 +568,23 @@ def _monitored(data):
     """The rows that rank restarts: the validation split, else training."""
     X, U, X_val, U_val = data
     return (X, U) if X_val is None else (X_val, U_val)
+
+
+def _refuse_bool_numbers(est):
+    """A bool given for a numeric parameter is an error.
+
+    scikit-learn's ``Interval`` constraints accept ``True`` and ``False`` (bool
+    is an ``Integral``), which would train with ``max_iter=1`` or fail inside
+    torch (``batch_size=True``); parameters that also take a bool say so.
+    """
+    for name, constraints in est._parameter_constraints.items():
+        value = getattr(est, name)
+        if not isinstance(value, (bool, np.bool_)) or "boolean" in constraints:
+            continue
+        kinds = [c.type for c in constraints if isinstance(c, Interval)]
+        if kinds:
+            what = "an integer" if all(k is Integral for k in kinds) else "a number"
+            raise ValueError(f"{name} must be {what}, not a bool; got {value!r}.")
 
 
 def _check_hidden(hidden_layer_sizes):

@@ -433,6 +433,13 @@ def test_too_many_components_raises(segment_data):
         ({"hidden_layer_sizes": (8, -1)}, "hidden_layer_sizes"),
         ({"n_init": 0}, "n_init"),
         ({"device": "tpu"}, "device"),
+        # bools are Integrals to scikit-learn's constraints: batch_size=True
+        # failed inside torch, max_iter=True trained one epoch
+        ({"batch_size": True}, "batch_size must be an integer, not a bool"),
+        ({"max_iter": True}, "max_iter must be an integer, not a bool"),
+        ({"n_importance": True}, "n_importance must be an integer, not a bool"),
+        ({"tol": True}, "tol must be a number, not a bool"),
+        ({"n_components": True}, "n_components must be an integer, not a bool"),
     ],
 )
 def test_impossible_parameters_raise(segment_data, params, match):

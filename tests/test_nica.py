@@ -468,6 +468,9 @@ def test_too_many_components_raises(segment_data, method):
         ({"hidden_layer_sizes": (8, -1)}, "hidden_layer_sizes"),
         ({"method": "gcl", "hidden_layer_sizes": (8, -1)}, "hidden_layer_sizes"),
         ({"method": "tcl", "validation_fraction": 1.0}, "validation_fraction"),
+        ({"flow_depth": True}, "flow_depth must be an integer, not a bool"),
+        ({"spline_bound": True}, "spline_bound must be a number, not a bool"),
+        ({"method": "tcl", "n_init": True}, "n_init must be an integer, not a bool"),
     ],
 )
 def test_impossible_parameters_raise(segment_data, params, match):
