@@ -235,6 +235,15 @@ groups : array-like of shape (n_samples,), default=None
     .. versionadded:: 0.6"""
 
 
+#: numpydoc entry of ``score``'s ``sample_weight`` (``%(score_sample_weight)s``).
+_SCORE_SAMPLE_WEIGHT = """\
+sample_weight : array-like of shape (n_samples,), default=None
+    Non-negative weights of the rows in the mean (None: equal weights).
+    A Pipeline scored under scikit-learn's metadata routing passes it.
+
+    .. versionadded:: 0.6"""
+
+
 def fill_docstring(doc, skip=()):
     """Replace ``%(shared_parameters)s`` / ``%(shared_attributes)s`` /
     ``%(predict_latent_parameters)s`` lines.
@@ -249,6 +258,7 @@ def fill_docstring(doc, skip=()):
         ("shared_attributes", _SHARED_ATTRIBUTES),
         ("predict_latent_parameters", _PREDICT_LATENT_PARAMETERS),
         ("sample_groups", _SAMPLE_GROUPS),
+        ("score_sample_weight", _SCORE_SAMPLE_WEIGHT),
     ):
         doc = re.sub(
             rf"^( *)%\({key}\)s$",

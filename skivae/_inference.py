@@ -105,6 +105,30 @@ def check_latents(Z, n_components, name):
     return Z
 
 
+def weighted_mean_score(scores, sample_weight):
+    """The mean of per-row ``scores``, weighted by ``sample_weight`` if given.
+
+    ``score``'s ``sample_weight`` (as scikit-learn's regressors' ``score``):
+    non-negative finite weights, one per row, not all zero.
+    """
+    if sample_weight is None:
+        return float(np.mean(scores))
+    w = check_array(
+        sample_weight, ensure_2d=False, dtype=np.float64, input_name="sample_weight"
+    )
+    if w.shape != scores.shape:
+        raise ValueError(
+            f"sample_weight must hold one weight per row of X ({scores.shape[0]}), "
+            f"got shape {w.shape}."
+        )
+    if (w < 0).any() or not w.sum() > 0:
+        raise ValueError(
+            "sample_weight must be non-negative with a positive sum (the mean "
+            "score is a weighted mean over the rows)."
+        )
+    return float(np.average(scores, weights=w))
+
+
 def _check_n_samples(n_samples):
     if not _is_int(n_samples) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")

@@ -11,7 +11,7 @@ from skivae._base import _BaseLatentEstimator
 from skivae._builders import make_ivae
 from skivae._compat import Interval, StrOptions, _fit_context, check_is_fitted
 from skivae._core.priors import N_STATISTICS, PRIORS
-from skivae._inference import check_latents
+from skivae._inference import check_latents, weighted_mean_score
 from skivae._start import start_ivae
 
 
@@ -411,7 +411,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
             _check_bernoulli_range(X)
         return self._score_samples(X, y, groups)
 
-    def score(self, X, y=None, groups=None):
+    def score(self, X, y=None, groups=None, sample_weight=None):
         """Mean bound on log p(x | u) per sample (higher is better).
 
         The importance-weighted bound with ``n_importance`` samples (the ELBO
@@ -430,11 +430,13 @@ class IdentifiableVAE(_BaseLatentEstimator):
             needs ``u`` for every row (no marginal over ``u``). Ignored with
             ``ar_order=0``.
 
+        %(score_sample_weight)s
+
         Returns
         -------
         score : float
         """
-        return float(np.mean(self.score_samples(X, y, groups)))
+        return weighted_mean_score(self.score_samples(X, y, groups), sample_weight)
 
     def predict_latent(self, u=None, return_std=False, *, past=None, u_past=None):
         """Mean of the latents under the learned prior p(z | u).

@@ -20,7 +20,7 @@ from skivae._builders import (
 )
 from skivae._compat import Interval, StrOptions, _fit_context, check_is_fitted
 from skivae._core.priors import N_STATISTICS, PRIORS
-from skivae._inference import check_latents
+from skivae._inference import check_latents, weighted_mean_score
 from skivae._start import flow_feature_net, start_ivae, warn_start_diverged
 
 _METHODS = ("flow", "ivae", "tcl", "gcl")
@@ -552,7 +552,7 @@ class NonlinearICA(_BaseLatentEstimator):
         Z = S.astype(np.float64) * self._s_scale + self._s_mean
         return self._inverse(Z).astype(S.dtype, copy=False)
 
-    def score(self, X, y=None, groups=None):
+    def score(self, X, y=None, groups=None, sample_weight=None):
         """The method's own objective on ``(X, u)``; higher is better.
 
         ``"flow"``: mean exact log-likelihood ``log p(x | u)`` per sample, in
@@ -579,12 +579,14 @@ class NonlinearICA(_BaseLatentEstimator):
             needs ``u`` for every row (no marginal over ``u``). Ignored with
             ``ar_order=0``.
 
+        %(score_sample_weight)s
+
         Returns
         -------
         score : float
         """
         X = self._validate_X(X)
-        return float(np.mean(self._score_samples(X, y, groups)))
+        return weighted_mean_score(self._score_samples(X, y, groups), sample_weight)
 
     @available_if(lambda est: est.method in ("flow", "ivae"))
     def score_samples(self, X, y=None, groups=None):

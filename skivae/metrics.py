@@ -66,8 +66,12 @@ def _center(A):
     scale = np.abs(A).max(axis=0) * np.sqrt(A.shape[0])
     A = A - A.mean(axis=0)
     norm = np.linalg.norm(A, axis=0)
-    # Constant columns (up to rounding error) get an infinite norm: correlation 0.
-    norm[norm <= 1e-10 * scale] = np.inf
+    # Constant columns get an infinite norm: correlation 0. A constant column
+    # centres to n equal values, the rounding error of its mean (at most about
+    # log2(n) * eps of its magnitude, pairwise summation): 1e-13 is above that
+    # for any n, and far below a real column's spread (a column 1e11 + s kept
+    # correlation 1 where the former 1e-10 made it constant).
+    norm[norm <= 1e-13 * scale] = np.inf
     return A, norm
 
 

@@ -12,6 +12,7 @@ from sklearn.utils import check_array, check_random_state
 
 from skivae.datasets import _is_int
 from skivae.metrics import _abs_corr, _check_method, _check_sources, match_components
+from skivae.preprocessing import _label_codes
 
 __all__ = [
     "plot_correlation_matrix",
@@ -40,6 +41,21 @@ def _get_ax(ax, **subplots_kwargs):
     return ax
 
 
+def _unwrap(estimator):
+    """The estimator inside a fitted search (``best_estimator_``) and at the
+    end of a Pipeline, so that their loss curves can be drawn directly."""
+    from sklearn.pipeline import Pipeline
+
+    for _ in range(8):  # searches of pipelines of searches, not cycles
+        if hasattr(estimator, "best_estimator_"):
+            estimator = estimator.best_estimator_
+        elif isinstance(estimator, Pipeline):
+            estimator = estimator.steps[-1][1]
+        else:
+            break
+    return estimator
+
+
 def plot_loss_curve(estimator_or_curve, ax=None):
     """Plot the training loss per epoch.
 
@@ -48,7 +64,8 @@ def plot_loss_curve(estimator_or_curve, ax=None):
     estimator_or_curve : estimator or array-like of shape (n_epochs,)
         A fitted skivae estimator (its ``loss_curve_`` is drawn, and its
         held-out loss, minus ``validation_scores_``, when it was fitted with
-        ``early_stopping=True``), or a sequence of loss values.
+        ``early_stopping=True``), a fitted Pipeline ending in one or a fitted
+        search (its ``best_estimator_``), or a sequence of loss values.
 
     ax : matplotlib Axes, default=None
         Axes to draw on; ``None`` creates a new figure.
@@ -72,6 +89,7 @@ def plot_loss_curve(estimator_or_curve, ax=None):
     >>> ax.lines[0].get_ydata().tolist()
     [3.0, 2.0, 1.5, 1.4]
     """
+    estimator_or_curve = _unwrap(estimator_or_curve)
     if hasattr(estimator_or_curve, "loss_curve_"):
         curve = estimator_or_curve.loss_curve_
         validation = getattr(estimator_or_curve, "validation_scores_", None)
@@ -189,7 +207,7 @@ def plot_latents(Z, u=None, ax=None, *, components=(0, 1), s=4, alpha=0.6, cmap=
         if continuous:
             kwargs.update(c=u, cmap=cmap or "viridis")
         else:
-            labels, codes = np.unique(u, return_inverse=True)
+            labels, codes = _label_codes(u, "u")
             default = "tab10" if labels.size <= 10 else "tab20"
             cmap = cmap or (default if labels.size <= 20 else "viridis")
             kwargs.update(c=codes, cmap=cmap, vmin=-0.5, vmax=labels.size - 0.5)

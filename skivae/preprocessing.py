@@ -50,20 +50,29 @@ def _group_codes(groups, n_samples):
             f"groups must have one label per row of X: got {groups.shape[0]} "
             f"labels for {n_samples} rows."
         )
-    if (groups.dtype.kind in "fc" and np.isnan(groups).any()) or (
-        groups.dtype.kind == "O" and any(map(_is_missing_label, groups))
+    return _label_codes(groups, "groups")[1]
+
+
+def _label_codes(labels, name):
+    """Distinct labels of a 1-D array and each row's code (``np.unique``),
+    with errors naming ``name`` for missing or incomparable labels."""
+    kind = labels.dtype.kind
+    if (
+        (kind in "fc" and np.isnan(labels).any())
+        or (kind in "mM" and np.isnat(labels).any())
+        or (kind == "O" and any(map(_is_missing_label, labels)))
     ):
         raise ValueError(
-            "groups must not contain missing labels (None, NaN or pandas NA)."
+            f"{name} must not contain missing labels (None, NaN, NaT or pandas NA)."
         )
     try:
-        _, codes = np.unique(groups, return_inverse=True)
+        uniques, codes = np.unique(labels, return_inverse=True)
     except TypeError:
         raise ValueError(
-            "groups must hold labels of one comparable type (e.g. all integers "
+            f"{name} must hold labels of one comparable type (e.g. all integers "
             "or all strings)."
         ) from None
-    return codes.reshape(-1)
+    return uniques, codes.reshape(-1)
 
 
 def lagged_rows(X, groups=None, n_lags=1):

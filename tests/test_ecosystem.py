@@ -206,6 +206,49 @@ def test_inverse_transform_argument_is_data_not_metadata(Estimator, sim):
     assert Xhat.shape == X.shape
 
 
+@pytest.mark.parametrize("Estimator", [IdentifiableVAE, NonlinearICA])
+def test_routed_pipeline_score_and_search(Estimator, sim):
+    # Under routing, scikit-learn's Pipeline.score passes sample_weight (None)
+    # to the last step's score: a score without that parameter made it a
+    # TypeError and a search's default scoring all NaN.
+    X, u, S = sim
+    pipe = make_pipeline(StandardScaler(), Estimator(**FAST)).fit(X, u)
+    plain = pipe.score(X, u)
+    with sklearn.config_context(enable_metadata_routing=True):
+        assert pipe.score(X, u) == plain
+        search = GridSearchCV(
+            make_pipeline(StandardScaler(), Estimator(**FAST)),
+            {f"{Estimator.__name__.lower()}__tol": [1e-4, 1e-3]},
+            cv=CV,
+        ).fit(X, u)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+@pytest.mark.parametrize("Estimator", [IdentifiableVAE, NonlinearICA])
+def test_score_sample_weight_is_a_weighted_mean(Estimator, sim):
+    X, u, S = sim
+    est = Estimator(**FAST).fit(X, u)
+    rows = est.score_samples(X, u)
+    w = np.random.RandomState(0).uniform(size=len(X))
+    assert est.score(X, u, sample_weight=w) == pytest.approx(
+        np.average(rows, weights=w)
+    )
+    # A zero weight removes a row; equal weights are the plain mean.
+    w0 = np.r_[np.zeros(10), np.ones(len(X) - 10)]
+    assert est.score(X, u, sample_weight=w0) == pytest.approx(rows[10:].mean())
+    assert est.score(X, u, sample_weight=np.full(len(X), 3.0)) == pytest.approx(
+        est.score(X, u)
+    )
+    for bad, match in [
+        (w[:-1], "one weight per row"),
+        (-w, "non-negative"),
+        (np.zeros(len(X)), "positive sum"),
+        (np.r_[np.nan, w[1:]], "sample_weight"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            est.score(X, u, sample_weight=bad)
+
+
 # ------------------------------------------------------- parallel and distributed
 class _ThreadProbeVAE(IdentifiableVAE):
     """Records torch's thread count while the model is built inside ``fit``."""

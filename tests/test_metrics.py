@@ -80,6 +80,21 @@ def test_constant_column_counts_as_zero():
         assert weak_mean_corr_coef(S, Z) == pytest.approx(0.5, abs=1e-12)
 
 
+def test_columns_with_a_large_offset_are_not_constant():
+    # Variation of 1e-11 of a column's magnitude is data, not rounding error.
+    S = np.random.RandomState(0).laplace(size=(1000, 3))
+    for Z in (S + 1e11, 1.0 + 1e-9 * S):
+        assert mean_corr_coef(S, Z) == pytest.approx(1.0, abs=1e-4)
+        assert mean_corr_coef(S, Z) == pytest.approx(
+            np.mean([np.corrcoef(S[:, j], Z[:, j])[0, 1] for j in range(3)]),
+            abs=1e-8,
+        )
+    # A constant column of any size and magnitude still counts as zero.
+    for n, value in [(7, 0.1), (100_001, 1e11), (3000, -3.3e-200)]:
+        Z = np.column_stack([np.linspace(0, 1, n), np.full(n, value)])
+        assert mean_corr_coef(Z[:, [0, 0]], Z) == pytest.approx(0.5, abs=1e-12)
+
+
 @pytest.mark.parametrize("k_pred", [2, 6])
 def test_different_numbers_of_columns(k_pred):
     rng = np.random.RandomState(0)

@@ -86,6 +86,29 @@ def test_loss_curve_without_validation_has_one_line():
     assert_allclose(ax.lines[0].get_ydata(), est.loss_curve_)
 
 
+def test_loss_curve_of_a_pipeline_or_search_is_its_estimators():
+    from sklearn.model_selection import GridSearchCV, KFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skivae.datasets import make_nonstationary_sources
+
+    X, u, _ = make_nonstationary_sources(4, 40, 2, random_state=0)
+    pipe = make_pipeline(StandardScaler(), IdentifiableVAE(max_iter=2, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        search = GridSearchCV(
+            pipe, {"identifiablevae__max_iter": [2, 3]}, cv=KFold(2)
+        ).fit(X, u)
+    best = search.best_estimator_[-1]
+    for fitted in (search, search.best_estimator_):
+        ax = plot_loss_curve(fitted)
+        assert_allclose(ax.lines[0].get_ydata(), best.loss_curve_)
+        assert ax.get_title() == "IdentifiableVAE training"
+    with pytest.raises(ValueError, match="IdentifiableVAE has no loss_curve_"):
+        plot_loss_curve(pipe)  # unfitted: names the estimator, not the Pipeline
+
+
 def test_loss_curve_rejects_unfitted_estimator_and_2d():
     with pytest.raises(ValueError, match="no loss_curve_: fit it first"):
         plot_loss_curve(IdentifiableVAE())
@@ -126,6 +149,14 @@ def test_latents_bad_input(rng):
             plot_latents(Z, components=bad)
     with pytest.raises(ValueError, match="one value per row"):
         plot_latents(Z, u=np.arange(9))
+    # Labels that cannot be sorted or are missing: errors naming u.
+    for labels, match in [
+        (np.array(["a", None] * 5, dtype=object), "missing labels"),
+        (np.array(["a", 1] * 5, dtype=object), "one comparable type"),
+        (np.array(["2020-01-01", "NaT"] * 5, dtype="datetime64[D]"), "missing"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            plot_latents(Z, u=labels)
     # A negative index counts from the end; the label names the real column.
     ax = plot_latents(Z, components=(-1, 0))
     assert ax.get_xlabel() == "latent 1"

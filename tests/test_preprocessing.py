@@ -166,6 +166,8 @@ BAD = [
     ({"groups": [0.0, nan, 1.0, 1.0]}, "groups"),
     ({"groups": [0, "a", 1, None]}, "groups"),
     ({"groups": np.array(["a", None, "b", "b"], dtype=object)}, "missing labels"),
+    # NaT in a datetime64 array was a sequence of its own
+    ({"groups": np.array(["2020-01-01", "NaT", "2020-01-01", "NaT"], "M8[D]")}, "NaT"),
     ({"n_lags": 0}, "n_lags"),
     ({"n_lags": 1.5}, "n_lags"),
     ({"n_lags": True}, "n_lags"),
