@@ -225,6 +225,9 @@ class _BaseLatentEstimator(
                 vars(self).pop("_fill_stats", None)
             self._keep(module, hist, extend=warm)
             self._after_fit(Xp, seed)
+            # What the weights were trained with: set_params after fit changes
+            # get_params() but not the model, and save must rebuild this one.
+            self._fitted_params = self.get_params(deep=False)
         # max_iter="auto" is a schedule of steps whose learning rate decays to
         # 1% at its end: reaching it is the plan, not a failure to converge.
         if not hist.converged and not settings.auto_max_iter:

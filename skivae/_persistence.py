@@ -7,9 +7,11 @@ A skivae file is a zip archive with three members:
     sha256}}``: what the file is and the SHA-256 checksum of each other member.
 ``estimator.json``
     The estimator's class name, the skivae/scikit-learn/torch versions that
-    wrote it, ``get_params()`` and every fitted attribute except the torch
-    model (``n_features_in_``, ``loss_curve_``, the standardisation arrays,
-    the auxiliary encoder, TCL's FastICA, ...), in a tagged JSON encoding
+    wrote it, the parameters of the fit (``"params"``; those changed by
+    ``set_params`` since are in ``"params_set_after_fit"``) and every fitted
+    attribute except the torch model (``n_features_in_``, ``loss_curve_``,
+    the standardisation arrays, the auxiliary encoder, TCL's FastICA, ...),
+    in a tagged JSON encoding
     (see :func:`_encode`) that rebuilds numpy arrays, tuples and dtypes
     exactly.
 ``weights.pt``
@@ -239,6 +241,17 @@ def _sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def _same(a, b):
+    """Whether a parameter is unchanged: the same object or an equal plain
+    value (estimators such as ``aux_transformer`` compare by identity)."""
+    if a is b:
+        return True
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # arrays, estimators without equality
+        return False
+
+
 def _save(estimator, path):
     """Write a fitted estimator to ``path`` (see :meth:`_BaseLatentEstimator.save`)."""
     name = type(estimator).__name__
@@ -257,15 +270,21 @@ def _save(estimator, path):
     params = estimator.get_params(deep=False)
     state = {k: v for k, v in vars(estimator).items() if k not in params}
     module = state.pop("module_")
+    # The model is rebuilt from the parameters it was fitted with; parameters
+    # set since (set_params after fit) are stored apart and set after loading.
+    fitted = state.pop("_fitted_params", params)
     try:
         doc = {
             "estimator": name,
             "skivae_version": __version__,
             "sklearn_version": sklearn.__version__,
             "torch_version": torch.__version__,
-            "params": _encode(params, "params"),
+            "params": _encode(fitted, "params"),
             "state": _encode(state, "state"),
         }
+        changed = {k: v for k, v in params.items() if not _same(v, fitted[k])}
+        if changed:
+            doc["params_set_after_fit"] = _encode(changed, "params")
     except TypeError as exc:
         raise ValueError(
             f"Cannot save this {name}: {exc}, which the skivae file format does not "
@@ -371,6 +390,8 @@ def _load(path, expected=None):
         name = doc["estimator"]
         params = _decode(doc["params"])
         state = _decode(doc["state"])
+        later = doc.get("params_set_after_fit")
+        later = {} if later is None else _decode(later)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(
             f"{label} is corrupted: cannot decode {_STATE} ({exc})."
@@ -413,6 +434,15 @@ def _load(path, expected=None):
             f"{exc}"
         ) from exc
     est.module_ = module.cpu().eval()
+    est._fitted_params = est.get_params(deep=False)
+    if later:
+        try:
+            est.set_params(**later)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{label}: the parameters set after fit do not fit this skivae's "
+                f"{name}: {exc}"
+            ) from exc
     return est
 
 
