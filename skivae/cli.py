@@ -55,6 +55,7 @@ def _check_plot_target(path):
     """Fail before any fitting when the figure cannot be written."""
     try:
         import matplotlib  # noqa: F401
+        from matplotlib.figure import Figure
     except ImportError:
         raise _UserError(
             "--plot needs matplotlib, which is not installed: pip install skivae[plot]"
@@ -62,6 +63,29 @@ def _check_plot_target(path):
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise _UserError(f"cannot write --plot {path}: no directory {parent}")
+    kinds = Figure().canvas.get_supported_filetypes()
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if ext not in kinds:
+        raise _UserError(
+            f"cannot write --plot {path}: give a file name ending in .png (or "
+            f"{', '.join('.' + k for k in sorted(kinds) if k != 'png')})"
+        )
+
+
+def _int_at_least(low):
+    """An argparse type: an integer >= ``low`` (a one-line usage error else)."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
 
 
 def _plot_demo(path, S, estimates):
@@ -134,12 +158,15 @@ def _demo(args):
 
     if args.plot is not None:
         _check_plot_target(args.plot)
-    X, u, S = make_nonstationary_sources(
+    X, u, S = _run(
+        partial(
+            make_nonstationary_sources,
+            n_layers=args.n_layers,
+            random_state=args.seed,
+        ),
         args.n_segments,
         args.n_per_segment,
         args.n_sources,
-        n_layers=args.n_layers,
-        random_state=args.seed,
     )
     print(
         f"Simulation: {args.n_segments} segments x {args.n_per_segment} points, "
@@ -287,10 +314,25 @@ def _warnings_to_stderr():
         finally:
             seen = set()
             for w in caught:
-                message = " ".join(str(w.message).split())
+                message = _cli_message(w.message)
                 if message not in seen:
                     seen.add(message)
                     print(f"skivae: warning: {message}", file=sys.stderr)
+
+
+#: the Python advice in estimator messages, as the command line says it
+_CLI_ADVICE = (
+    ("u_type='continuous'", "--u-type continuous"),
+    ("u_type='categorical'", "--u-type categorical"),
+)
+
+
+def _cli_message(text):
+    """One line, with the estimator's Python advice in command-line terms."""
+    text = " ".join(str(text).split())
+    for python, cli in _CLI_ADVICE:
+        text = text.replace(python, cli)
+    return text
 
 
 def _run(fn, *args):
@@ -298,11 +340,24 @@ def _run(fn, *args):
     try:
         return fn(*args)
     except ValueError as exc:
-        raise _UserError(" ".join(str(exc).split())) from None
+        raise _UserError(_cli_message(exc)) from None
 
 
 def _model_to_write(path):
-    """fit's ``--model``: as given with an extension, else with ``.skivae``."""
+    """fit's ``--model``: as given with an extension, else with ``.skivae``;
+    never the data, a table, a directory or an empty name (a model file
+    silently replaced the CSV it was fitted on)."""
+    base = os.path.basename(path)
+    if not base or base in (".", "..") or os.path.isdir(path):
+        raise _UsageError(
+            f"--model {path!r} is not a file name; give one, e.g. --model model"
+        )
+    if os.path.splitext(path)[1].lower() in _TABLE_TYPES:
+        raise _UsageError(
+            f"--model {path} names a table; the model is a .skivae file (e.g. "
+            f"--model {os.path.splitext(path)[0]})"
+        )
+    # (DATA is a table, so --model cannot name it now)
     return path if os.path.splitext(path)[1] else path + _MODEL_SUFFIX
 
 
@@ -333,6 +388,9 @@ def _fit_inputs(args):
     if len(df) == 0:
         raise _UserError(f"the table {_input_name(args.data)} has no rows")
     aux = list(args.u or [])
+    repeated = sorted({c for c in aux if aux.count(c) > 1})
+    if repeated:
+        raise _UserError(f"--u names column {repeated[0]!r} more than once")
     ignored = [args.id] if args.id is not None else []
     groups = [args.groups] if args.groups is not None else []
     _check_columns(df, aux, "--u")
@@ -406,6 +464,8 @@ def _estimator(args):
         params["ar_order"] = args.ar_order
     if args.prior is not None:
         params["prior"] = args.prior
+    if args.u_type != "auto":
+        params["u_type"] = args.u_type
     if args.u_splines is not None:
         from sklearn.preprocessing import SplineTransformer
 
@@ -511,6 +571,8 @@ def _transform(args):
     _check_output(args.output)
     est = _load_model(args.model)
     df = _read_table(args.data)
+    if len(df) == 0:
+        raise _UserError(f"the table {_input_name(args.data)} has no rows")
     if args.id is not None:
         _check_columns(df, [args.id], "--id")
     X = _observations(df, _feature_columns(est, df, args.id))
@@ -608,14 +670,17 @@ def _add_demo_parser(sub):
             "paper's simulation and print MCC and seconds"
         ),
     )
-    demo.add_argument("--n-segments", type=int, default=40)
-    demo.add_argument("--n-per-segment", type=int, default=1000)
-    demo.add_argument("--n-sources", type=int, default=5)
-    demo.add_argument("--n-layers", type=int, default=3)
+    demo.add_argument("--n-segments", type=_int_at_least(1), default=40)
+    demo.add_argument("--n-per-segment", type=_int_at_least(1), default=1000)
+    demo.add_argument("--n-sources", type=_int_at_least(1), default=5)
+    demo.add_argument("--n-layers", type=_int_at_least(1), default=3)
     demo.add_argument(
-        "--max-iter", type=int, default=None, help="epochs (default: each estimator's)"
+        "--max-iter",
+        type=_int_at_least(1),
+        default=None,
+        help="epochs (default: each estimator's)",
     )
-    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--seed", type=_int_at_least(0), default=1)
     demo.add_argument(
         "--plot",
         metavar="FILE",
@@ -684,6 +749,16 @@ def _add_fit_parser(sub):
         choices=("gaussian", "gaussian_var", "laplace"),
         default=None,
         help="the latent prior's family (default: the estimator's)",
+    )
+    fit.add_argument(
+        "--u-type",
+        choices=("auto", "categorical", "continuous"),
+        default="auto",
+        help=(
+            "how --u is read (u_type): auto reads one column of integers or "
+            "text as labels and floats as a covariate; continuous reads an "
+            "integer column (a day, a position) as a number"
+        ),
     )
     fit.add_argument(
         "--u-splines",
@@ -787,6 +862,13 @@ def main(argv=None):
     except _UserError as exc:
         print(f"skivae: error: {exc}", file=sys.stderr)
         return exc.exit_status
+    except MemoryError:
+        print(
+            "skivae: error: out of memory; ask for fewer rows (-n) or use a "
+            "smaller table",
+            file=sys.stderr,
+        )
+        return 1
 
 
 _COMMANDS = {"demo": _demo, "fit": _fit, "transform": _transform, "sample": _sample}

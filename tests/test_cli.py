@@ -53,7 +53,17 @@ def test_no_command_prints_help_and_returns_2(capsys):
 
 @pytest.mark.parametrize(
     "argv",
-    [["--bogus"], ["demo", "--bogus"], ["frobnicate"], ["demo", "--n-segments", "x"]],
+    [
+        ["--bogus"],
+        ["demo", "--bogus"],
+        ["frobnicate"],
+        ["demo", "--n-segments", "x"],
+        # non-positive sizes were tracebacks from the simulator
+        ["demo", "--n-segments", "0"],
+        ["demo", "--n-sources", "0"],
+        ["demo", "--max-iter", "0"],
+        ["demo", "--seed", "-1"],
+    ],
 )
 def test_bad_arguments_exit(argv, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -86,6 +96,20 @@ def test_demo_plot_into_a_missing_directory_fails_before_fitting(tmp_path, capsy
     captured = capsys.readouterr()
     assert captured.err.startswith("skivae: error: cannot write --plot")
     assert "Simulation" not in captured.out
+
+
+def test_demo_plot_of_an_unknown_type_fails_before_fitting(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    assert main(DEMO + ["--plot", str(tmp_path / "demo.txt")]) == 1
+    captured = capsys.readouterr()
+    assert "give a file name ending in .png" in _error_line_of(captured.err)
+    assert "Simulation" not in captured.out
+
+
+def _error_line_of(err):
+    assert "Traceback" not in err
+    (line,) = [x for x in err.splitlines() if x.startswith("skivae: error: ")]
+    return line
 
 
 def test_demo_plot_without_matplotlib(monkeypatch, tmp_path, capsys):
@@ -210,10 +234,7 @@ def test_parquet_round_trip(table, tmp_path):
 
 
 def _error_line(capsys):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    (line,) = [x for x in err.splitlines() if x.startswith("skivae: error: ")]
-    return line
+    return _error_line_of(capsys.readouterr().err)
 
 
 def test_user_errors_give_one_line_and_status_1(table, tmp_path, capsys):
@@ -231,6 +252,7 @@ def test_user_errors_give_one_line_and_status_1(table, tmp_path, capsys):
         ),
         (_fit_args(path, model, "--u", "rid"), "'rid' is given to both --u and --id"),
         (_fit_args(tmp_path / "empty.csv", model, "--u", "seg"), "has no rows"),
+        (_fit_args(path, model, "--u", "alpha", "alpha"), "more than once"),
         (_fit_args(tmp_path / "d.txt", model, "--u", "seg"), "unsupported file type"),
         (_fit_args(path, tmp_path / "no" / "m", "--u", "seg"), "no directory"),
         (
@@ -272,6 +294,58 @@ def test_user_errors_give_one_line_and_status_1(table, tmp_path, capsys):
             "--output", str(tmp_path / "z.csv")]  # fmt: skip
     assert main(argv) == 1
     assert "no column 'beta'" in _error_line(capsys)
+    # A header without rows: "no rows", not "not numeric".
+    argv = ["transform", str(tmp_path / "empty.csv"), "--model", str(model),
+            "--output", str(tmp_path / "z.csv")]  # fmt: skip
+    assert main(argv) == 1
+    assert "has no rows" in _error_line(capsys)
+    # More rows than memory holds: one line, no MemoryError traceback.
+    argv = ["sample", "--model", str(model), "-n", str(10**13), "--u", "s1",
+            "--output", str(tmp_path / "x.csv")]  # fmt: skip
+    assert main(argv) == 1
+    assert "out of memory" in _error_line(capsys)
+
+
+def test_fit_never_writes_the_model_over_the_data(table, tmp_path, capsys):
+    # --model data.csv replaced the CSV with a zip; a directory or an empty
+    # name wrote a hidden ".skivae" file.
+    path, _ = table
+    before = path.read_bytes()
+    (tmp_path / "out").mkdir()
+    cases = [
+        (str(path), "names a table"),
+        (str(tmp_path / "m.parquet"), "names a table"),
+        ("", "is not a file name"),
+        (str(tmp_path / "out") + "/", "is not a file name"),
+        (str(tmp_path / "out"), "is not a file name"),
+    ]
+    for model, message in cases:
+        assert main(_fit_args(path, model, "--u", "seg")) == 2, model
+        assert message in _error_line(capsys), model
+    assert path.read_bytes() == before
+    assert not (tmp_path / "out" / ".skivae").exists()
+    assert not (tmp_path / "m.parquet").exists()
+
+
+def test_fit_u_type_reads_an_integer_column_as_a_number(table, tmp_path, capsys):
+    pd = pytest.importorskip("pandas")
+    path, df = table
+    df["day"] = np.arange(len(df)) % 40
+    df.drop(columns=["seg", "t"]).to_csv(tmp_path / "days.csv", index=False)
+    for u_type, expected in [("auto", "categorical"), ("continuous", "continuous")]:
+        model = tmp_path / f"{u_type}.skivae"
+        argv = _fit_args(tmp_path / "days.csv", model, "--u", "day", "--u-type", u_type)
+        assert main(argv) == 0
+        from skivae import load
+
+        assert load(model).u_type_ == expected
+    # The estimator's Python advice is given as the option.
+    df["segf"] = pd.factorize(df["seg"])[0].astype(float)
+    df.drop(columns=["seg", "t"]).to_csv(tmp_path / "f.csv", index=False)
+    capsys.readouterr()
+    assert main(_fit_args(tmp_path / "f.csv", tmp_path / "f", "--u", "segf")) == 0
+    err = capsys.readouterr().err
+    assert "--u-type categorical" in err and "u_type='categorical'" not in err
 
 
 def test_usage_errors_give_status_2(table, tmp_path, capsys):
