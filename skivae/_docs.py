@@ -27,9 +27,10 @@ aux_transformer : scikit-learn transformer or None, default=None
     times into smooth bases, e.g. ``SplineTransformer(n_knots=6)`` on 2-D
     locations, or ``SplineTransformer(extrapolation="periodic")`` on the
     day of the year; its parameters are searchable as
-    ``aux_transformer__n_knots``. :meth:`save` stores the transformers of
-    ``sklearn.preprocessing`` and ``sklearn.kernel_approximation`` and
-    Pipelines of them (see :ref:`ordered`).
+    ``aux_transformer__n_knots``. :meth:`save` stores the transformers
+    of ``sklearn.preprocessing`` (not ``FunctionTransformer``: a function
+    is code), those of ``sklearn.kernel_approximation`` (with a named
+    kernel) and Pipelines and FeatureUnions of them (see :ref:`ordered`).
 
     .. versionadded:: 0.6
 

@@ -69,10 +69,17 @@ _TRANSFORMER_CLASSES = {
         preprocessing.RobustScaler,
         preprocessing.PolynomialFeatures,
         preprocessing.OneHotEncoder,
+        preprocessing.OrdinalEncoder,
         preprocessing.KBinsDiscretizer,
         preprocessing.Normalizer,
+        preprocessing.Binarizer,
+        preprocessing.QuantileTransformer,
+        preprocessing.PowerTransformer,
         kernel_approximation.RBFSampler,
         kernel_approximation.Nystroem,
+        kernel_approximation.SkewedChi2Sampler,
+        kernel_approximation.AdditiveChi2Sampler,
+        kernel_approximation.PolynomialCountSketch,
         pipeline.Pipeline,
         pipeline.FeatureUnion,
     )
@@ -88,6 +95,10 @@ _OBJECT_CLASSES = {
 
 
 # ------------------------------------------------------------------- encoding
+class _Unstorable(TypeError):
+    """A value the format does not store, with a message that says why."""
+
+
 def _encode(value, where):
     """A JSON-compatible tagged form of ``value``; ``where`` names it in errors.
 
@@ -131,10 +142,17 @@ def _encode(value, where):
     if _OBJECT_CLASSES.get(name) is type(value):
         return {"object": [name, _encode(vars(value), f"{where}.__dict__")]}
     if isinstance(value, BaseEstimator):
-        raise TypeError(
-            f"{where} is a {name}, which the file format does not store; an "
-            f"aux_transformer may be one of {sorted(_TRANSFORMER_CLASSES)} "
-            "(pickle the estimator to keep another transformer)"
+        kinds = ", ".join(sorted(_TRANSFORMER_CLASSES))
+        raise _Unstorable(
+            f"{where} is a {name}, which the skivae file format does not store; "
+            f"an aux_transformer may be one of {kinds} (pickle or joblib the "
+            "estimator to keep another transformer)"
+        )
+    if callable(value):  # e.g. Nystroem(kernel=<a function>)
+        raise _Unstorable(
+            f"{where} is a function ({getattr(value, '__name__', name)}), which "
+            "the skivae file format does not store (it would be code); pickle "
+            "or joblib the estimator instead"
         )
     raise TypeError(f"{where} has type {type(value).__name__}")
 
@@ -285,6 +303,8 @@ def _save(estimator, path):
         changed = {k: v for k, v in params.items() if not _same(v, fitted[k])}
         if changed:
             doc["params_set_after_fit"] = _encode(changed, "params")
+    except _Unstorable as exc:
+        raise ValueError(f"Cannot save this {name}: {exc}.") from exc
     except TypeError as exc:
         raise ValueError(
             f"Cannot save this {name}: {exc}, which the skivae file format does not "
