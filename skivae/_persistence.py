@@ -326,6 +326,11 @@ def _save(estimator, path):
         zf.writestr(_STATE, doc_bytes)
         zf.writestr(_WEIGHTS, weights_bytes)
     if hasattr(path, "write"):
+        if isinstance(path, io.TextIOBase):
+            raise ValueError(
+                f"{getattr(path, 'name', 'the file object')} was opened in text "
+                "mode; a skivae file is binary: open it with open(path, 'wb')."
+            )
         path.write(buffer.getvalue())
     else:
         with open(os.fspath(path), "wb") as fh:
@@ -333,6 +338,13 @@ def _save(estimator, path):
 
 
 # ----------------------------------------------------------------------- load
+def _seek_hint(path):
+    """For a file object: where its reading started."""
+    if hasattr(path, "read"):
+        return " (a file object is read from its current position: seek(0) first)"
+    return ""
+
+
 def _read_members(path):
     """The three members of a skivae file, checked against the manifest."""
     label = getattr(path, "name", None) or (
@@ -345,10 +357,25 @@ def _read_members(path):
                 f"{label} was opened in text mode; a skivae file is binary: open "
                 "it with open(path, 'rb')."
             )
+    elif isinstance(path, (bytes, bytearray)) and b"\0" in path:
+        raise ValueError(
+            "load takes a path or a binary file object, and got the bytes of a "
+            "file: pass io.BytesIO(data)."
+        )
     else:
-        with open(os.fspath(path), "rb") as fh:
-            raw = fh.read()
-    if not zipfile.is_zipfile(io.BytesIO(raw)):
+        try:
+            with open(os.fspath(path), "rb") as fh:
+                raw = fh.read()
+        except IsADirectoryError:
+            raise ValueError(
+                f"{label} is a directory, not a skivae file (written by "
+                "est.save(path))."
+            ) from None
+    try:
+        readable = zipfile.is_zipfile(io.BytesIO(raw))
+    except ValueError:  # offsets that point before the data
+        readable = False
+    if not readable:
         what = (
             "a truncated or corrupted skivae file"
             if raw[:4] == b"PK\x03\x04"
@@ -356,7 +383,7 @@ def _read_members(path):
         )
         raise ValueError(
             f"{label} is {what}: it is not a readable zip archive "
-            "(skivae files are written by est.save(path))."
+            f"(skivae files are written by est.save(path)){_seek_hint(path)}."
         )
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as zf:
@@ -373,7 +400,7 @@ def _read_members(path):
                     f"format {FORMAT!r}."
                 )
             version = manifest.get("format_version")
-            if not isinstance(version, int) or version < 1:
+            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
                 raise ValueError(f"{label}: invalid format_version {version!r}.")
             if version > FORMAT_VERSION:
                 raise ValueError(
@@ -386,12 +413,15 @@ def _read_members(path):
                 if member not in names:
                     raise ValueError(f"{label} is truncated: {member} is missing.")
                 members[member] = zf.read(member)
-    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError) as exc:
-        raise ValueError(
-            f"{label} is corrupted or truncated and cannot be read: {exc}"
-        ) from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{label} is corrupted: its manifest is not JSON.") from exc
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, ValueError) as exc:
+        if str(exc).startswith(label):  # one of ours, above
+            raise
+        raise ValueError(
+            f"{label} is corrupted or truncated and cannot be read: {exc}"
+            f"{_seek_hint(path)}"
+        ) from exc
     sums = manifest.get("files", {})
     for member, data in members.items():
         if not isinstance(sums, dict) or sums.get(member) != _sha256(data):
@@ -412,7 +442,19 @@ def _load(path, expected=None):
         state = _decode(doc["state"])
         later = doc.get("params_set_after_fit")
         later = {} if later is None else _decode(later)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        if not isinstance(name, str):
+            raise TypeError(f"the estimator's name is {name!r}")
+        for part, value in (("params", params), ("state", state), ("later", later)):
+            if not isinstance(value, dict):
+                raise TypeError(f"{part} is not a mapping")
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        RuntimeError,  # torch.device("nonsense")
+    ) as exc:
         raise ValueError(
             f"{label} is corrupted: cannot decode {_STATE} ({exc})."
         ) from exc

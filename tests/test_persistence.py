@@ -421,6 +421,56 @@ def test_corrupted_bytes(saved, tmp_path):
         _load_bytes(bytes(raw), tmp_path)
 
 
+def test_wrong_things_to_load_or_save_to(saved, tmp_path, data):
+    # Each was an OSError, a TypeError or numpy's "negative seek value".
+    with pytest.raises(ValueError, match="is a directory"):
+        skivae.load(tmp_path)
+    with pytest.raises(ValueError, match=r"got the bytes of a file.*BytesIO"):
+        skivae.load(saved)
+    partly_read = io.BytesIO(saved)
+    partly_read.read(10)
+    with pytest.raises(ValueError, match=r"seek\(0\) first"):
+        skivae.load(partly_read)
+    est = IdentifiableVAE(**FAST).fit(data["X"], data["int"])
+    with open(tmp_path / "t.skivae", "w") as fh:
+        with pytest.raises(ValueError, match="opened in text mode.*'wb'"):
+            est.save(fh)
+
+
+def _edit_json(raw, edit):
+    """A file whose estimator.json is ``edit(document)``, checksums redone."""
+    members = _members(raw)
+    doc = json.loads(members["estimator.json"])
+    edit(doc)
+    members["estimator.json"] = json.dumps(doc).encode()
+    return _rezip(_with_fixed_checksums(members))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d.__setitem__("estimator", ["IdentifiableVAE"]),
+        lambda d: d.__setitem__("state", None),
+        lambda d: d["state"]["dict"].__setitem__("x", {"npscalar": ["<f8"]}),
+        lambda d: d["state"]["dict"].__setitem__("x", {"device": "nonsense"}),
+    ],
+)
+def test_edited_document_is_a_value_error(saved, tmp_path, edit):
+    # Checksums are no signature: a document edited by hand, with its
+    # checksums redone, must still fail as a ValueError naming the file.
+    with pytest.raises(ValueError, match="bad.skivae is corrupted"):
+        _load_bytes(_edit_json(saved, edit), tmp_path)
+
+
+def test_format_version_must_be_an_integer(saved, tmp_path):
+    members = _members(saved)
+    manifest = json.loads(members["manifest.json"])
+    manifest["format_version"] = True
+    members["manifest.json"] = json.dumps(manifest).encode()
+    with pytest.raises(ValueError, match="invalid format_version True"):
+        _load_bytes(_rezip(members), tmp_path)
+
+
 def test_checksum_mismatch_weights(saved, data, tmp_path):
     other = IdentifiableVAE(**{**FAST, "random_state": 1}).fit(data["X"], data["int"])
     buffer = io.BytesIO()
