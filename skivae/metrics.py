@@ -27,11 +27,22 @@ __all__ = [
 _METHODS = ("pearson", "spearman")
 
 
+def _check_samples_array(A, name):
+    """``A`` as a float64 array of 1 or 2 dimensions (scikit-learn's check
+    raises a TypeError for a scalar)."""
+    if np.ndim(A) == 0:
+        raise ValueError(
+            f"{name} must be an array of shape (n_samples, n_components), got a "
+            f"scalar {A!r:.40}."
+        )
+    return check_array(A, ensure_2d=False, dtype=np.float64, input_name=name)
+
+
 def _check_sources(sources_true, sources_pred):
     """Validate both arrays: float64, finite, 2-D (1-D is one column), same n."""
     arrays = []
     for name, A in (("sources_true", sources_true), ("sources_pred", sources_pred)):
-        A = check_array(A, ensure_2d=False, dtype=np.float64, input_name=name)
+        A = _check_samples_array(A, name)
         if A.ndim == 1:
             A = A.reshape(-1, 1)
         if A.shape[0] < 2:

@@ -24,7 +24,7 @@ from sklearn.utils import Bunch, check_array, check_consistent_length
 from sklearn.utils.parallel import Parallel, delayed
 
 from skivae._compat import _safe_indexing
-from skivae.metrics import match_components, mean_corr_coef
+from skivae.metrics import _check_samples_array, match_components, mean_corr_coef
 
 __all__ = ["cross_val_mcc", "seed_consistency"]
 
@@ -36,7 +36,8 @@ def seed_consistency(representations, X=None, *, method="spearman"):
     ----------
     representations : sequence of array-like or of fitted estimators
         Either ``n_fits`` arrays of shape ``(n_samples, n_components)`` (the
-        output of ``transform`` of each fit on the same rows), or ``n_fits``
+        output of ``transform`` of each fit on the same rows; 1-D is one
+        component), or ``n_fits``
         fitted transformers, in which case ``X`` is required and each
         representation is ``est.transform(X)``.
 
@@ -110,9 +111,9 @@ def seed_consistency(representations, X=None, *, method="spearman"):
             UserWarning,
             stacklevel=2,
         )
-    reps = [
-        check_array(r, dtype=np.float64, input_name="representations") for r in reps
-    ]
+    reps = [_check_samples_array(r, "representations") for r in reps]
+    # 1-D is one component, as in mean_corr_coef
+    reps = [r.reshape(-1, 1) if r.ndim == 1 else r for r in reps]
     n = reps[0].shape[0]
     if n < 2:
         raise ValueError(

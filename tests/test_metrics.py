@@ -111,6 +111,8 @@ def test_one_dimensional_inputs():
     S = _sources(n_sources=1)[:, 0]
     assert mean_corr_coef(S, -S) == pytest.approx(1.0)
     assert weak_mean_corr_coef(S, 2 * S + 1) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="sources_pred must be an array.*scalar"):
+        mean_corr_coef(S, 3.0)  # was scikit-learn's TypeError
 
 
 @pytest.mark.parametrize("method", ["pearson", "spearman"])

@@ -149,6 +149,16 @@ def test_cross_val_mcc_bad_input():
         cross_val_mcc(FunctionTransformer(), X, None, X, cv=[(np.arange(19), [19])])
 
 
+def test_seed_consistency_reads_1d_as_one_component():
+    # As mean_corr_coef does (1-D arrays were refused here only).
+    s = np.random.RandomState(0).standard_normal(30)
+    res = seed_consistency([s, -2 * s, s[::-1]])
+    assert res["pairwise"][0, 1] == pytest.approx(1.0)
+    assert res["pairwise"][0, 2] < 0.5
+    with pytest.raises(ValueError, match="representations must be an array"):
+        seed_consistency([1.0, 2.0])
+
+
 def test_seed_consistency_warns_that_x_is_ignored_with_arrays():
     S = np.random.RandomState(0).standard_normal((20, 2))
     with pytest.warns(UserWarning, match="X is only read with fitted estimators"):
