@@ -207,12 +207,19 @@ def principal_inputs(X, n_components, seed):
     """The undercomplete start's flow inputs: whitened principal components.
 
     The leading ``max(16, 2 * n_components)`` of ``X``'s (all of them when
-    there are fewer features), less the directions without variance
+    there are fewer features or rows), less the directions without variance
     (collinear features, on which the flow's likelihood would be
     degenerate), but never fewer than ``n_components``. Returns them and
     their standard deviations before whitening.
     """
     m = min(X.shape[1], max(D.START_MAX_DIMS, D.START_MAX_RATIO * n_components))
+    m = min(m, X.shape[0])  # PCA has at most one component per row
+    if m < n_components:
+        raise ValueError(
+            f"the flow start (init='auto' or 'flow') needs at least n_components="
+            f"{n_components} training rows, got {X.shape[0]}; give more rows or "
+            "set init='random'."
+        )
     pca = PCA(m, whiten=True, random_state=seed).fit(X)
     var = pca.explained_variance_
     m = max(n_components, int(np.sum(var > D.START_MIN_VARIANCE * var[0])))

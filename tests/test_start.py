@@ -129,6 +129,23 @@ def test_principal_inputs_cap_and_drop_directions_without_variance():
     assert Xw.shape == (300, 24)  # 2 * n_components beyond 16
 
 
+def test_undercomplete_start_on_fewer_rows_than_principal_components():
+    # 10 rows of 40 features: PCA(16) was scikit-learn's error naming a
+    # n_components=16 the user never set.
+    from skivae import IdentifiableVAE
+
+    rng = np.random.RandomState(0)
+    Xw, _ = principal_inputs(rng.randn(10, 40), 2, seed=0)
+    assert Xw.shape[0] == 10 and 2 <= Xw.shape[1] <= 10
+    X, u = rng.randn(10, 40), np.arange(10) % 3
+    est = IdentifiableVAE(n_components=2, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert est.fit(X, u).transform(X).shape == (10, 2)
+    with pytest.raises(ValueError, match="needs at least n_components=3 training"):
+        principal_inputs(rng.randn(2, 40), 3, seed=0)
+
+
 @pytest.mark.parametrize("prior", ["gaussian", "laplace"])
 def test_undercomplete_start_keeps_the_outputs_that_depend_on_u(prior):
     """Two segment-modulated sources, linearly mixed into 3 features, next to

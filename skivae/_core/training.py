@@ -17,7 +17,14 @@ import torch
 
 
 class DivergenceError(FloatingPointError):
-    """Raised when the training loss becomes NaN or infinite."""
+    """Raised when the training loss becomes NaN, infinite or larger in
+    magnitude than :data:`DIVERGED`."""
+
+
+#: An epoch's mean loss (nats per row of standardised data: a few units to a
+#: few hundred) beyond this magnitude has diverged even if it is finite (a
+#: learning rate of 10 gave 1e27 and a model that ignored the data).
+DIVERGED = 1e12
 
 
 @dataclass
@@ -244,7 +251,8 @@ def _run_epoch(
     and, for a batched model, each restart's (a list; else None).
 
     ``step``: a :class:`_LossStep` (``model.loss`` run eagerly by default).
-    Raises :class:`DivergenceError` when the mean loss is not finite.
+    Raises :class:`DivergenceError` when the mean loss is not finite or
+    beyond :data:`DIVERGED`.
     """
     step = _LossStep(model) if step is None else step
     params = [p for p in model.parameters() if p.requires_grad]
@@ -271,6 +279,8 @@ def _run_epoch(
     loss = values[0] / X.shape[0]
     if not math.isfinite(loss):
         raise DivergenceError(f"training diverged (loss is {loss}).")
+    if abs(loss) > DIVERGED:
+        raise DivergenceError(f"training diverged (loss is {loss:.3g} per row).")
     per_restart = None if restart_sums is None else [v / X.shape[0] for v in values[1:]]
     return loss, per_restart
 

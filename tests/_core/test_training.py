@@ -125,6 +125,12 @@ def test_train_raises_on_divergence():
     X, U = _toy_problem()
     with pytest.raises(DivergenceError, match="diverged .loss is nan"):
         _train(_Recording(value=float("nan")), X, U, max_iter=3)
+    # A finite loss far beyond any real one (a learning rate of 10 gave
+    # 1e27 and a model that ignored the data) has diverged too.
+    with pytest.raises(DivergenceError, match="diverged .loss is 1e.13 per row"):
+        _train(_Recording(value=1e13), X, U, max_iter=3)
+    hist = _train(_Recording(value=-1e11), X, U, max_iter=1)  # (float32 sums)
+    assert hist.train_loss == [pytest.approx(-1e11, rel=1e-6)]
 
 
 def test_same_generator_and_seed_same_training():
