@@ -12,6 +12,11 @@ import torch
 from skivae._core._torch_utils import torch_seed
 from skivae._missing import validate_X
 
+#: parameters a warm start may not change although the weights keep their
+#: shapes (a Gaussian fit continued as a Bernoulli one trained on standardised
+#: targets outside [0, 1] and scored above 0)
+_FIXED = ("likelihood",)
+
 #: buffers that may differ in shape between fits (the iVAE's scoring draws,
 #: redrawn when ``n_importance`` changed)
 _REDRAWN = {"iwae_eps"}
@@ -96,6 +101,15 @@ def continued_module(est, n_features, seed):
     changed). The scoring draws ``iwae_eps`` are redrawn when
     ``n_importance`` changed.
     """
+    fitted = getattr(est, "_fitted_params", {})
+    for name in _FIXED:
+        if name in fitted and getattr(est, name) != fitted[name]:
+            raise ValueError(
+                f"warm_start=True continues the fitted model, but {name} changed "
+                f"({fitted[name]!r} to {getattr(est, name)!r}), which changes how "
+                "X is read and scored with the same weights; restore it or set "
+                "warm_start=False to fit a new model."
+            )
     with torch_seed(seed, torch.device("cpu")):
         module = est._build_module(n_features, seed)
     new, old = module.state_dict(), est.module_.state_dict()

@@ -102,11 +102,19 @@ def _mismatches(X, u):
     yield "no u", dict(X=X, u=None), "fitted with u"
     yield "shape", dict(X=X, u=u, n_components=1), "another shape"
     yield "layers", dict(X=X, u=u, hidden_layer_sizes=(8,)), "another shape"
+    # same shapes, another reading of X: was accepted, and scored above 0
+    binary = (X > 0).astype(float)
+    yield (
+        "likelihood",
+        dict(X=binary, u=u, likelihood="bernoulli"),
+        "likelihood changed",
+    )
 
 
 @pytest.mark.filterwarnings("ignore:IdentifiableVAE.fit got u=None")
 @pytest.mark.parametrize(
-    "case", ["features", "categories", "unseen", "no u", "shape", "layers"]
+    "case",
+    ["features", "categories", "unseen", "no u", "shape", "layers", "likelihood"],
 )
 def test_mismatched_data_or_parameters_raise_and_keep_the_model(case, segment_data):
     X, u, _ = segment_data
@@ -119,7 +127,7 @@ def test_mismatched_data_or_parameters_raise_and_keep_the_model(case, segment_da
         est.fit(bad["X"], bad["u"])
     assert vars(est).keys() == state.keys()
     assert est.loss_curve_ == curve and est.n_components_ == 2
-    est.set_params(n_components=None, hidden_layer_sizes=(16,))
+    est.set_params(n_components=None, hidden_layer_sizes=(16,), likelihood="gaussian")
     assert_array_equal(est.transform(X), Z)
 
 
