@@ -349,7 +349,7 @@ class NonlinearICA(_BaseLatentEstimator):
                 f"as {enc.u_type_}. Use method='gcl' or method='ivae' for continuous "
                 "u, or pass integer labels / u_type='categorical'."
             )
-        if enc.u_type_ == "categorical" and enc.n_aux_ < 2:
+        if enc.n_distinct_ < 2:  # one label, or one row of covariates
             raise ValueError(
                 "u takes a single value: at least 2 distinct values are needed "
                 "(and many more for identifiability)."

@@ -274,6 +274,9 @@ def test_single_valued_u_raises(segment_data, method):
         warnings.simplefilter("ignore", IdentifiabilityWarning)
         with pytest.raises(ValueError, match="single value"):
             _fit(X, np.zeros(len(X), dtype=int), method=method)
+        if method != "tcl":  # a constant covariate (was fitted, as the docs said not)
+            with pytest.raises(ValueError, match="single value"):
+                _fit(X, np.full((len(X), 2), 0.5), method=method)
 
 
 @pytest.mark.parametrize("method", ["flow", "ivae", "gcl"])
