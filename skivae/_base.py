@@ -192,7 +192,17 @@ class _BaseLatentEstimator(
 
     def _fit_x_scaling(self, X):
         """Learn how to standardise ``X`` (per feature)."""
-        self._x_mean, self._x_scale = standardise(X)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, scale = standardise(X)
+        bad = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(scale)))
+        if bad.size:
+            raise ValueError(
+                f"X column {int(bad[0])} has values too large to standardise in "
+                f"float64 (its variance overflows; largest magnitude "
+                f"{np.nanmax(np.abs(X[:, bad[0]])):.3g}); divide it by a constant or "
+                "take a log before fitting."
+            )
+        self._x_mean, self._x_scale = mean, scale
 
     def _after_fit(self, Xp, seed):
         """Run once the best restart is kept (``Xp``: all rows, standardised)."""

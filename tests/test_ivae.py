@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skivae import IdentifiabilityWarning, IdentifiableVAE
+from skivae import IdentifiabilityWarning, IdentifiableVAE, NonlinearICA
 from skivae._defaults import epochs
 from skivae.datasets import make_continuous_aux_sources, make_nonstationary_sources
 from skivae.metrics import mean_corr_coef
@@ -446,6 +446,17 @@ def test_impossible_parameters_raise(segment_data, params, match):
     X, u, _ = segment_data
     with pytest.raises(ValueError, match=match):
         _fit(X, u, **params)
+
+
+@pytest.mark.parametrize("Estimator", [IdentifiableVAE, NonlinearICA])
+def test_x_too_large_to_standardise_raises(segment_data, Estimator):
+    # 1e200 is finite, but its square is not: the feature's scale was inf and
+    # the feature silently became zeros (score -inf).
+    X, u, _ = segment_data
+    X = X.copy()
+    X[3, 1] = 1e200
+    with pytest.raises(ValueError, match="X column 1 has values too large"):
+        Estimator(max_iter=1).fit(X, u)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
