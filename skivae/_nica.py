@@ -457,6 +457,13 @@ class NonlinearICA(_BaseLatentEstimator):
                 random_state=seed,
                 max_iter=1000,
             )
+            if not np.all(np.ptp(F, axis=0) > 0):
+                raise ValueError(
+                    "method='tcl' learned a feature that does not vary over X, "
+                    "so FastICA cannot unmix the features: check X for constant "
+                    "columns, or try another random_state (a unit that died in "
+                    "training), or features='flow' on square data."
+                )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 F = self.ica_.fit_transform(F)

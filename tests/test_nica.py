@@ -279,6 +279,17 @@ def test_single_valued_u_raises(segment_data, method):
                 _fit(X, np.full((len(X), 2), 0.5), method=method)
 
 
+def test_tcl_features_without_variance_raise_clearly():
+    # Constant X: FastICA's whitening met a zero variance and scipy raised
+    # "array must not contain infs or NaNs".
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="does not vary over X"):
+            NonlinearICA(method="tcl", features="mlp", max_iter=2).fit(
+                np.ones((50, 2)), np.repeat(range(5), 10)
+            )
+
+
 @pytest.mark.parametrize("method", ["flow", "ivae", "gcl"])
 def test_continuous_u(method):
     X, u, _ = make_continuous_aux_sources(600, 2, n_layers=1, random_state=0)
