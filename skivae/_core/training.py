@@ -125,8 +125,8 @@ def _mean_restart_losses(model, X, U, batch_size=1024):
             total = total - lp.mean(0).sum()
             per_restart = per_restart - lp.sum(-1)
     model.train(was_training)
-    values = (torch.cat([total[None], per_restart]) / X.shape[0]).tolist()
-    return float(total) / X.shape[0], values[1:]
+    sums = torch.cat([total[None], per_restart]).tolist()  # one host sync
+    return sums[0] / X.shape[0], [v / X.shape[0] for v in sums[1:]]
 
 
 def _adam(params, device, **kwargs):
@@ -277,9 +277,7 @@ def _run_epoch(
     )
     values = sums.tolist()  # the one host sync of the epoch
     loss = values[0] / X.shape[0]
-    if not math.isfinite(loss):
-        raise DivergenceError(f"training diverged (loss is {loss}).")
-    if abs(loss) > DIVERGED:
+    if not abs(loss) <= DIVERGED:  # also NaN and inf
         raise DivergenceError(f"training diverged (loss is {loss:.3g} per row).")
     per_restart = None if restart_sums is None else [v / X.shape[0] for v in values[1:]]
     return loss, per_restart
