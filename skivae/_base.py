@@ -178,9 +178,9 @@ class _BaseLatentEstimator(
     def _n_statistics(self):
         """Number k of sufficient statistics per component modulated by u."""
 
-    def _accepts_missing(self):
+    def _accepts_missing(self, fitted=False):
         """Whether ``fit`` and ``transform`` take missing cells (NaN) in X
-        (see :mod:`skivae._missing`)."""
+        (see :mod:`skivae._missing`); ``fitted``: the fitted model does."""
         return False
 
     def _aux_u_type(self):
@@ -221,7 +221,7 @@ class _BaseLatentEstimator(
             Xp = self._scale_x(X)
             if self.ar_order:  # rows packed with their past (see _core.ar)
                 _check_ar_order(self.ar_order, groups, len(Xp))
-                Xp_fit, U_fit = self._pack(Xp, U, groups)
+                Xp_fit, U_fit = self._pack(Xp, U, groups, self.ar_order)
             else:
                 Xp_fit, U_fit = Xp, U
             data = _training_tensors(Xp_fit, U_fit, split, self.device_)
@@ -234,10 +234,11 @@ class _BaseLatentEstimator(
             finally:  # the modules hold it now; it is no fitted state
                 vars(self).pop("_fill_stats", None)
             self._keep(module, hist, extend=warm)
-            self._after_fit(Xp, seed)
             # What the weights were trained with: set_params after fit changes
-            # get_params() but not the model, and save must rebuild this one.
+            # get_params() but not the model; inference reads these
+            # (_fitted_param) and save rebuilds this model.
             self._fitted_params = self.get_params(deep=False)
+            self._after_fit(Xp, seed)
         # max_iter="auto" is a schedule of steps whose learning rate decays to
         # 1% at its end: reaching it is the plan, not a failure to converge.
         if not hist.converged and not settings.auto_max_iter:
@@ -250,11 +251,11 @@ class _BaseLatentEstimator(
             )
         return self
 
-    def _pack(self, Xp, U, groups):
+    def _pack(self, Xp, U, groups, order):
         """Rows of standardised ``Xp`` (and encoded ``U``) packed with their
-        ``ar_order`` previous rows of the same group (see :mod:`skivae._core.ar`)."""
-        previous = _previous_rows(groups, len(Xp), self.ar_order)
-        return pack_rows(Xp, U, previous, self.ar_order)
+        ``order`` previous rows of the same group (see :mod:`skivae._core.ar`)."""
+        previous = _previous_rows(groups, len(Xp), order)
+        return pack_rows(Xp, U, previous, order)
 
     def _warn_gaussian_innovations(self):
         """``u=None`` with ``ar_order > 0``: only non-Gaussian innovations

@@ -151,6 +151,17 @@ class _InferenceMixin:
     def n_aux_(self):
         return 0 if self.aux_encoder_ is None else self.aux_encoder_.n_aux_
 
+    def _fitted_param(self, name, default=None):
+        """The value of parameter ``name`` that the fitted model was built
+        with: ``set_params`` after ``fit`` changes ``get_params()`` (and the
+        next fit), never the fitted weights' meaning. Inference reads the
+        parameters that shape the model (``ar_order``, ``likelihood``,
+        ``method``) here, not from the attribute."""
+        fitted = getattr(self, "_fitted_params", None)
+        if fitted is not None and name in fitted:
+            return fitted[name]
+        return getattr(self, name, default)
+
     def _scale_x(self, X):
         return (X - self._x_mean) / self._x_scale
 
@@ -211,13 +222,14 @@ class _InferenceMixin:
         (``groups``: the sequences of a model with ``ar_order > 0``)."""
         Xp = self._scale_x(np.asarray(X, dtype=np.float64))
         U = self._encode_aux(u, X.shape[0])
-        if getattr(self, "ar_order", 0):
+        order = self._fitted_param("ar_order", 0)
+        if order:
             if U is None and self.aux_encoder_ is not None:
                 raise ValueError(
                     "This model (ar_order > 0) scores each row given its past and "
                     "its u: pass u for every row."
                 )
-            Xp, U = self._pack(Xp, U, groups)
+            Xp, U = self._pack(Xp, U, groups, order)
         scores = self._batched(lambda m, xb, ub: m.score_samples(xb, ub), Xp, U)
         scores = scores.astype(np.float64)
         if self.module_.log_density:
@@ -234,7 +246,7 @@ class _InferenceMixin:
         in the fit's dtype, ``Z`` the model's latents in float64 (with
         ``ar_order > 0``, sequences: one, or one per label of ``groups``)."""
         check_is_fitted(self)
-        order = getattr(self, "ar_order", 0)
+        order = self._fitted_param("ar_order", 0)
         if u is not None and np.ndim(u) == 0:  # one value of u for every draw
             _check_n_samples(n_samples)
             u = np.repeat(np.asarray([u]), n_samples)
@@ -287,7 +299,7 @@ class _InferenceMixin:
                 "pass u, one value per time step, in time order (and groups= "
                 "for several sequences)."
             )
-        previous = _previous_rows(groups, n_rows, self.ar_order)
+        previous = _previous_rows(groups, n_rows, self._fitted_param("ar_order"))
         model = inference_copy(self.module_, self.device_)
         param = next(model.parameters())
         with (
@@ -309,10 +321,10 @@ class _InferenceMixin:
         if prior is None:
             raise ValueError(
                 f"predict_latent needs a learned prior p(z|u), which "
-                f"method={getattr(self, 'method', None)!r} does not have; use "
+                f"method={self._fitted_param('method')!r} does not have; use "
                 "method='flow' or method='ivae'."
             )
-        order = getattr(self, "ar_order", 0)
+        order = self._fitted_param("ar_order", 0)
         if past is not None and not order:
             raise ValueError(
                 "past= gives the last rows of a sequence to a model with "
@@ -357,7 +369,7 @@ class _InferenceMixin:
     def _past_latents(self, past, u_past):
         """Latents ``(R, k)`` of the last ``ar_order`` rows of ``past``, the
         most recent first, and their encoded ``u`` (None without ``u``)."""
-        order = self.ar_order
+        order = self._fitted_param("ar_order")
         try:
             P = self._validate_X(past)
         except ValueError as exc:  # the messages name X

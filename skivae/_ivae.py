@@ -246,7 +246,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
         )
 
     # ------------------------------------------------------------------ hooks
-    def _accepts_missing(self):
+    def _accepts_missing(self, fitted=False):
         return True
 
     def _n_statistics(self):
@@ -406,7 +406,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
         scores : ndarray of shape (n_samples,)
         """
         X = self._validate_X(X)
-        if self.likelihood == "bernoulli":
+        if self._fitted_param("likelihood") == "bernoulli":
             # Out of [0, 1], the Bernoulli bound is no log-likelihood at all.
             _check_bernoulli_range(X)
         return self._score_samples(X, y, groups)

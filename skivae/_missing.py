@@ -45,8 +45,10 @@ def check_missing(est, X, *, fit, new=True):
         return False
     name = type(est).__name__
     n_rows = int(missing.any(axis=1).sum())
-    if not est._accepts_missing():
-        method = getattr(est, "method", None)
+    if not est._accepts_missing(fitted=not fit):
+        method = (
+            est._fitted_param("method") if not fit else getattr(est, "method", None)
+        )
         what = f"{name}(method={method!r})" if method else name
         raise ValueError(
             f"X contains NaN (missing cells) in {n_rows} row(s), but {what} "

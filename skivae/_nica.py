@@ -304,8 +304,8 @@ class NonlinearICA(_BaseLatentEstimator):
     #: fitted attributes that the settings decide (kept by a warm start)
     _settings_attrs = ("init_", "features_")
 
-    def _accepts_missing(self):
-        return self.method == "ivae"
+    def _accepts_missing(self, fitted=False):
+        return (self._fitted_param("method") if fitted else self.method) == "ivae"
 
     def _resolve_settings(self, n_features, u_type, fitted=None):
         return D.nica_settings(
@@ -550,9 +550,10 @@ class NonlinearICA(_BaseLatentEstimator):
         """
         check_is_fitted(self)
         if not hasattr(self.module_, "inverse"):
+            method = self._fitted_param("method")
             raise ValueError(
                 f"inverse_transform needs a decoder or an invertible model, which "
-                f"method={self.method!r} does not learn; method='flow' (exact "
+                f"method={method!r} does not learn; method='flow' (exact "
                 "inverse) and method='ivae' (decoder mean) support it."
             )
         S = check_latents(S, self.n_components_, "S")
@@ -595,7 +596,7 @@ class NonlinearICA(_BaseLatentEstimator):
         X = self._validate_X(X)
         return weighted_mean_score(self._score_samples(X, y, groups), sample_weight)
 
-    @available_if(lambda est: est.method in ("flow", "ivae"))
+    @available_if(lambda est: est._fitted_param("method") in ("flow", "ivae"))
     def score_samples(self, X, y=None, groups=None):
         """The method's per-sample objective (see :meth:`score`).
 
@@ -700,8 +701,9 @@ class NonlinearICA(_BaseLatentEstimator):
         """
         check_is_fitted(self)
         if not hasattr(self.module_, "sample"):
+            method = self._fitted_param("method")
             raise ValueError(
-                f"sample needs a generative model, which method={self.method!r} "
+                f"sample needs a generative model, which method={method!r} "
                 "does not learn; use method='flow' or method='ivae'."
             )
         X, Z = self._sample(n_samples, u, random_state, groups)

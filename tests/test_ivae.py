@@ -496,6 +496,11 @@ def test_bernoulli_likelihood_on_binary_data():
             est.score_samples(bad, u[:2])
         with pytest.raises(ValueError, match="bernoulli"):
             est.score(bad, u[:2])
+    # the check belongs to the fitted decoder: set_params(likelihood=...)
+    # after fit changes the next fit only, not what scoring accepts
+    est.set_params(likelihood="gaussian")
+    with pytest.raises(ValueError, match="bernoulli"):
+        est.score_samples(np.full((2, 6), 5.0), u[:2])
 
 
 def test_divergence_raises_clear_error(segment_data):

@@ -795,3 +795,36 @@ def test_contrastive_flow_start_recovers_signed_sources(method):
         kw = dict(method=method, max_iter=15, random_state=0)
         Z = NonlinearICA(**kw).fit_transform(X, u)
     assert mean_corr_coef(S, Z) >= {"tcl": 0.9, "gcl": 0.93}[method]
+
+
+def test_set_params_method_after_fit_changes_the_next_fit_only(segment_data):
+    # What inference offers and accepts is the fitted method's: score_samples
+    # (available_if), missing cells, the errors' wording. Before, these read
+    # the attribute, so set_params(method="tcl") hid score_samples of a
+    # fitted flow and set_params(method="flow") refused the NaN a fitted
+    # method="ivae" model transforms.
+    X, u, _ = segment_data
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    kw = dict(max_iter=2, n_init=1, random_state=0)
+    flow = NonlinearICA(method="flow", **kw).fit(X, u)
+    scores = flow.score_samples(X, u)
+    flow.set_params(method="tcl")
+    assert hasattr(flow, "score_samples")
+    assert_array_equal(flow.score_samples(X, u), scores)
+    ivae = NonlinearICA(method="ivae", **kw).fit(Xn, u)
+    Z = ivae.transform(Xn)
+    ivae.set_params(method="flow")
+    assert_array_equal(ivae.transform(Xn), Z)
+    tcl = NonlinearICA(method="tcl", **kw).fit(X, u)
+    tcl.set_params(method="flow")
+    assert not hasattr(tcl, "score_samples")
+    with pytest.raises(ValueError, match="method='tcl' does not learn"):
+        tcl.inverse_transform(tcl.transform(X))
+    with pytest.raises(
+        ValueError, match=r"NonlinearICA\(method='tcl'\) needs complete"
+    ):
+        tcl.transform(Xn)
+    # and the next fit is the new method's
+    tcl.fit(X, u)
+    assert hasattr(tcl, "score_samples")

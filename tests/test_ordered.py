@@ -139,7 +139,7 @@ def test_rows_never_borrow_from_another_group():
     X = np.arange(12, dtype=np.float64).reshape(6, 2)
     groups = np.array(["a", "b", "a", "b", "b", "a"])
     est = NonlinearICA(ar_order=2)
-    packed, _ = est._pack(X, None, groups)
+    packed, _ = est._pack(X, None, groups, 2)
     # columns: x_t (2), x_{t-1} (2), x_{t-2} (2), exists_1, exists_2
     assert_array_equal(packed[:, 6:], [[0, 0], [0, 0], [1, 0], [1, 0], [1, 1], [1, 1]])
     assert_array_equal(packed[2, 2:4], X[0])  # a's previous row
@@ -396,3 +396,33 @@ def test_sampling_an_ar_model_without_u_warns_once_about_a_given_u():
         Xs, _ = est.sample(u=u[:5], random_state=0)
     assert Xs.shape == (5, 2)
     assert sum("fitted without u" in str(w.message) for w in record) == 1
+
+
+@pytest.mark.parametrize("Estimator", [IdentifiableVAE, NonlinearICA])
+def test_set_params_after_fit_leaves_the_fitted_memory(Estimator):
+    # Inference reads ar_order from the fitted model, not the attribute: a
+    # set_params(ar_order=...) after fit once packed rows for another order
+    # (a torch shape error in score_samples) or looked for sample_rows on a
+    # model without memory. It changes the next fit only.
+    X, u, _, groups = make_time_sources(3, 80, 2, n_segments=4, random_state=1)
+    plain = Estimator(max_iter=2, n_init=1, random_state=0).fit(X, u)
+    ar = Estimator(ar_order=1, max_iter=2, n_init=1, random_state=0)
+    ar.fit(X, u, groups=groups)
+    before = [
+        (est.transform(X), est.score_samples(X, u, groups=groups))
+        for est in (plain, ar)
+    ]
+    draws = [est.sample(u=u[:30], random_state=0)[0] for est in (plain, ar)]
+    plain.set_params(ar_order=2)
+    ar.set_params(ar_order=0)
+    for est, (Z, scores), Xs in zip((plain, ar), before, draws):
+        assert_array_equal(est.transform(X), Z)
+        assert_array_equal(est.score_samples(X, u, groups=groups), scores)
+        assert_array_equal(est.sample(u=u[:30], random_state=0)[0], Xs)
+    # ar_order=1 forecasts from the last row; the later ar_order=0 does not
+    # turn that off
+    assert ar.predict_latent(u[-1:], past=X[-3:], u_past=u[-3:]).shape == (1, 2)
+    # the next fit uses the new value
+    ar.fit(X, u)
+    with pytest.raises(ValueError, match="ar_order=0"):
+        ar.predict_latent(u[-1:], past=X[-3:], u_past=u[-3:])
