@@ -7,6 +7,7 @@ from scipy import sparse
 from sklearn.base import clone
 from sklearn.utils import check_array
 
+from skivae._inference import standardise
 from skivae.preprocessing import _is_missing_label
 
 _MAX_SUPPORT = 256  # rows of continuous u kept to score and sample without u
@@ -232,10 +233,7 @@ class _AuxEncoder:
         self.classes_ = None
         self.n_aux_ = U.shape[1]
         self.n_distinct_ = len(np.unique(U, axis=0))
-        self.mean_ = U.mean(axis=0)
-        scale = U.std(axis=0)
-        scale[scale == 0] = 1.0
-        self.scale_ = scale
+        self.mean_, self.scale_ = standardise(U)
         encoded = (U - self.mean_) / self.scale_
         keep = random_state.choice(
             n_samples, min(n_samples, _MAX_SUPPORT), replace=False

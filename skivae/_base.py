@@ -296,7 +296,7 @@ class _BaseLatentEstimator(
             if not warm:
                 self.masked_ = has_missing
             n_samples, n_features = X.shape
-            self._check_params(n_features)
+            self._check_params(n_features, n_samples)
             self.n_components_ = self.n_components or n_features
             fitted = None
             if warm:
@@ -328,7 +328,7 @@ class _BaseLatentEstimator(
     #: fitted attributes that the settings decide (kept by a warm start)
     _settings_attrs = ("init_",)
 
-    def _check_params(self, n_features):
+    def _check_params(self, n_features, n_samples):
         _check_hidden(self.hidden_layer_sizes)
         if isinstance(self.ar_order, bool):  # an Integral to scikit-learn
             raise ValueError(

@@ -20,7 +20,7 @@ from skivae._builders import (
 )
 from skivae._compat import Interval, StrOptions, _fit_context, check_is_fitted
 from skivae._core.priors import N_STATISTICS, PRIORS
-from skivae._inference import check_latents, weighted_mean_score
+from skivae._inference import check_latents, standardise, weighted_mean_score
 from skivae._start import flow_feature_net, start_ivae, warn_start_diverged
 
 _METHODS = ("flow", "ivae", "tcl", "gcl")
@@ -312,12 +312,25 @@ class NonlinearICA(_BaseLatentEstimator):
             self, n_features=n_features, u_type=u_type, fitted=fitted
         )
 
-    def _check_params(self, n_features):
-        super()._check_params(n_features)
+    def _check_params(self, n_features, n_samples):
+        super()._check_params(n_features, n_samples)
         if self.ar_order and self.method not in ("flow", "ivae"):
             raise ValueError(
                 f"ar_order={self.ar_order} needs a model with a prior: "
                 f"method='flow' or method='ivae', not method={self.method!r}."
+            )
+        k = self.n_components or n_features
+        if (
+            self.method == "tcl"
+            and n_samples < k
+            and D.nica_features("tcl", self.features, self.n_components, n_features)
+            == "mlp"
+        ):
+            raise ValueError(
+                f"method='tcl' with features='mlp' unmixes its {k} features with "
+                f"FastICA, which needs at least n_components={k} rows; X has "
+                f"{n_samples}. Pass more rows, lower n_components, or use "
+                "features='flow' on square data."
             )
         if self.method == "flow" and self.n_components not in (None, n_features):
             raise ValueError(
@@ -467,10 +480,18 @@ class NonlinearICA(_BaseLatentEstimator):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 F = self.ica_.fit_transform(F)
-        self._s_mean = F.mean(axis=0)
-        scale = F.std(axis=0)
-        scale[scale == 0] = 1.0
-        self._s_scale = scale
+            if self.ica_.n_iter_ >= self.ica_.max_iter:
+                # (FastICA's own warning names its max_iter, not this one's)
+                warnings.warn(
+                    f"method='tcl': FastICA did not converge in {self.ica_.max_iter} "
+                    "iterations on the learned features, so the rotation of the "
+                    "sources it returns is arbitrary. Train the features longer "
+                    "(max_iter), use more segments or rows, or use features='flow' "
+                    "on square data.",
+                    ConvergenceWarning,
+                    stacklevel=4,
+                )
+        self._s_mean, self._s_scale = standardise(F)
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)

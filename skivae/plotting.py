@@ -8,6 +8,7 @@ torch. matplotlib is an optional dependency: install it with
 """
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.utils import check_array, check_random_state
 
 from skivae.datasets import _is_int
@@ -39,6 +40,15 @@ def _get_ax(ax, **subplots_kwargs):
     if ax is None:
         _, ax = plt.subplots(**subplots_kwargs)
     return ax
+
+
+def _signed_corr(a, b, method):
+    """The correlation of two columns by ``method`` (its sign decides which
+    way a scatter plot shows a matched component)."""
+    if method == "spearman":
+        a, b = rankdata(a), rankdata(b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.corrcoef(a, b)[0, 1]
 
 
 def _unwrap(estimator):
@@ -98,6 +108,17 @@ def plot_loss_curve(estimator_or_curve, ax=None):
         raise ValueError(
             f"This {type(estimator_or_curve).__name__} has no loss_curve_: fit it "
             "first, or pass the loss values themselves."
+        )
+    elif estimator_or_curve is None or np.ndim(estimator_or_curve) != 1:
+        raise ValueError(
+            "plot_loss_curve takes a fitted estimator (or a Pipeline or search "
+            "ending in one) or a 1-D sequence of loss values, got "
+            f"{type(estimator_or_curve).__name__}"
+            + (
+                f" of shape {np.shape(estimator_or_curve)}."
+                if estimator_or_curve is not None
+                else "."
+            )
         )
     else:
         curve, validation, name = estimator_or_curve, None, None
@@ -407,7 +428,7 @@ def plot_sources(
         rng = check_random_state(random_state)
         rows = np.sort(rng.choice(S.shape[0], size=int(max_points), replace=False))
     for ax, i, j in zip(axes, true_idx, pred_idx):
-        flip = np.corrcoef(S[:, i], Z[:, j])[0, 1] < 0
+        flip = _signed_corr(S[:, i], Z[:, j], method) < 0
         z_j = -Z[rows, j] if flip else Z[rows, j]
         ax.scatter(S[rows, i], z_j, s=s, alpha=alpha, linewidths=0)
         ax.set_title(f"|r| = {C[i, j]:.2f}", fontsize=9)

@@ -33,6 +33,18 @@ def test_categorical_codes_classes_and_weights():
     assert_array_equal(enc.transform(np.array(["c", "a"]), 2), [2, 0])
 
 
+def test_a_constant_continuous_column_gets_scale_one():
+    # 360 rows of 0.3 have a standard deviation of about 6e-15, not 0: it
+    # was the column's scale, and a u that moved by 0.01 became 1e12.
+    U = np.column_stack([_rng(1).normal(size=360), np.full(360, 0.3)])
+    enc = _AuxEncoder(u_type="continuous")
+    encoded = enc.fit(U, 360, _rng(0))
+    assert enc.scale_[1] == 1.0 and np.abs(encoded[:, 1]).max() < 1e-12
+    moved = U.copy()
+    moved[:, 1] += 0.01
+    assert_allclose(enc.transform(moved, 360)[:, 1], 0.01)
+
+
 def test_categorical_transform_errors():
     enc = _AuxEncoder()
     enc.fit(np.array([0, 1, 2, 1]), 4, _rng())

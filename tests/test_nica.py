@@ -828,3 +828,70 @@ def test_set_params_method_after_fit_changes_the_next_fit_only(segment_data):
     # and the next fit is the new method's
     tcl.fit(X, u)
     assert hasattr(tcl, "score_samples")
+
+
+@pytest.mark.parametrize("Estimator", [NonlinearICA, IdentifiableVAE])
+def test_a_constant_column_counts_as_constant_whatever_its_value(Estimator):
+    # The standard deviation of 0.3 repeated is about 6e-15, not 0: it was
+    # used as the column's scale, which added ~33 nats per column to score
+    # and sent transform to 1e13 when the column moved by 0.01.
+    X, u, _ = make_nonstationary_sources(6, 60, 2, n_layers=1, random_state=0)
+    kw = dict(max_iter=2, n_init=1, random_state=0)
+    if Estimator is NonlinearICA:
+        kw["method"] = "ivae"
+    fits = []
+    for value in (0.3, 5.0):
+        Xc = np.column_stack([X, np.full(len(X), value)])
+        assert np.std(Xc[:, 2]) > 0 or value == 5.0  # 360 rows of 0.3: ~6e-15
+        est = Estimator(**kw).fit(Xc, u)
+        assert est._x_scale[2] == 1.0
+        moved = Xc.copy()
+        moved[:, 2] += 0.01
+        assert np.abs(est.transform(moved)).max() < 100
+        fits.append(est.score(Xc, u))
+    assert abs(fits[0] - fits[1]) < 1.0
+
+
+def test_float32_x_is_standardised_in_float64():
+    # float32 X scaled by 1e-25 has a float32 variance of 0: every column
+    # was taken for constant and transform was constant.
+    X, u, _ = make_nonstationary_sources(6, 50, 2, n_layers=1, random_state=0)
+    kw = dict(method="ivae", max_iter=2, n_init=1, random_state=0)
+    ref = NonlinearICA(**kw).fit(X, u)
+    for c in (1e-25, 1e20):
+        est = NonlinearICA(**kw).fit((c * X).astype(np.float32), u)
+        assert_allclose(est._x_scale, c * ref._x_scale, rtol=1e-5)
+        Z = est.transform((c * X).astype(np.float32))
+        assert_allclose(Z.std(axis=0), 1.0, rtol=1e-3)
+
+
+def test_tcl_with_mlp_features_needs_n_components_rows():
+    # FastICA cut its components to the rows: transform returned fewer
+    # columns than n_components_ and get_feature_names_out named.
+    rng = np.random.RandomState(0)
+    X, u = rng.normal(size=(8, 10)), np.repeat([0, 1], 4)
+    est = NonlinearICA(method="tcl", features="mlp", **FAST)
+    with pytest.raises(ValueError, match="at least n_components=10 rows; X has 8"):
+        est.fit(X, u)
+    est.set_params(n_components=4).fit(X, u)
+    assert est.transform(X).shape == (8, 4)
+
+
+def test_tcl_warns_when_fastica_does_not_converge(monkeypatch):
+    # FastICA's ConvergenceWarning was silenced, so an arbitrary rotation
+    # of the sources came back without a word.
+    X, u, _ = make_nonstationary_sources(6, 50, 2, n_layers=1, random_state=0)
+    est = NonlinearICA(method="tcl", features="mlp", **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        warnings.filterwarnings("ignore", "NonlinearICA did not converge")
+        est.fit(X, u)  # converges
+    original = FastICA.fit_transform
+
+    def one_iteration(self, X, y=None):
+        self.set_params(max_iter=1)
+        return original(self, X, y)
+
+    monkeypatch.setattr(FastICA, "fit_transform", one_iteration)
+    with pytest.warns(ConvergenceWarning, match="FastICA did not converge in 1 "):
+        est.fit(X, u)

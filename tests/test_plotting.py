@@ -114,6 +114,10 @@ def test_loss_curve_rejects_unfitted_estimator_and_2d():
         plot_loss_curve(IdentifiableVAE())
     with pytest.raises(ValueError, match="1-D"):
         plot_loss_curve(np.ones((3, 2)))
+    # not "contains NaN" (None) or a numpy TypeError (a number)
+    for bad in (None, 3.0):
+        with pytest.raises(ValueError, match="a fitted estimator .* or a 1-D"):
+            plot_loss_curve(bad)
 
 
 # ------------------------------------------------------------------- latents
@@ -214,6 +218,20 @@ def test_sources_pairs_flipped_and_subsampled(rng):
     xy1 = np.asarray(ax1.collections[0].get_offsets())
     assert_allclose(xy1[:, 1], np.tanh(xy1[:, 0]))
     assert ax1.get_ylabel() == "component 0"
+
+
+def test_sources_flip_by_the_sign_of_the_chosen_correlation():
+    # A monotone component whose Pearson r is negative but Spearman's is
+    # positive: with method="spearman" it is shown as it is, not flipped.
+    s = np.linspace(0.01, 1, 200)
+    z = s.copy()
+    z[-3:] = -1e4  # three outliers turn Pearson's r negative
+    assert np.corrcoef(s, z)[0, 1] < 0
+    (ax,) = plot_sources(s[:, None], z[:, None], method="spearman")
+    assert ax.get_ylabel() == "component 0"
+    assert_allclose(ax.collections[0].get_offsets()[:, 1], z)
+    (ax,) = plot_sources(s[:, None], z[:, None])
+    assert ax.get_ylabel() == "-component 0"
 
 
 def test_sources_uses_given_axes():
