@@ -44,7 +44,7 @@ from skivae._core.ar import pack_rows
 from skivae._core.missing import gaussian_stats
 from skivae._core.nets import ACTIVATIONS
 from skivae._core.training import DivergenceError, mean_score_loss, train
-from skivae._defaults import auto_batch_size, epochs
+from skivae._defaults import auto_batch_size, epochs, patience
 from skivae._docs import fill_docstring
 from skivae._inference import _InferenceMixin, as_tensor, standardise
 from skivae._persistence import _PersistenceMixin
@@ -378,14 +378,12 @@ class _BaseLatentEstimator(
         settings say so); returns the best ``(module, history, seed)``."""
         n_train = data[0].shape[0]
         batch_size = self._batch_size(settings, n_train)
+        at = (settings.batch_rule, n_train, batch_size)
         settings = replace(
             settings,
-            max_iter=epochs(
-                settings.max_iter,
-                settings.batch_rule,
-                n_train,
-                batch_size,
-                auto=settings.auto_max_iter,
+            max_iter=epochs(settings.max_iter, *at, auto=settings.auto_max_iter),
+            n_iter_no_change=patience(
+                self.n_iter_no_change, *at, auto=settings.auto_max_iter
             ),
         )
         self.training_settings_ = {
@@ -393,6 +391,7 @@ class _BaseLatentEstimator(
             "learning_rate_init": settings.learning_rate_init,
             "n_init": len(seeds),
             "batch_size": min(batch_size, data[0].shape[0]),
+            "n_iter_no_change": settings.n_iter_no_change,
         }
         run = dict(data=data, settings=settings, batch_size=batch_size)
         batched = settings.batched_restarts and not self.ar_order
@@ -462,7 +461,7 @@ class _BaseLatentEstimator(
                     batch_size=batch_size,
                     learning_rate=settings.learning_rate_init,
                     tol=self.tol,
-                    n_iter_no_change=self.n_iter_no_change,
+                    n_iter_no_change=settings.n_iter_no_change or self.n_iter_no_change,
                     generator=torch.Generator().manual_seed(seed),
                     progress=progress,
                     compile=self.compile,

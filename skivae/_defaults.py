@@ -124,6 +124,9 @@ class Settings:
     batched_restarts: bool = False
     auto_max_iter: bool = False
     fitted: dict = field(default_factory=dict)
+    #: the stopping rule's patience in epochs (see :func:`patience`; None:
+    #: the estimator's ``n_iter_no_change``)
+    n_iter_no_change: int | None = None
 
 
 def epochs(max_iter, rule, n_train, batch_size, auto=True):
@@ -137,6 +140,22 @@ def epochs(max_iter, rule, n_train, batch_size, auto=True):
     return capped_epochs(
         max(max_iter, -(-steps // per_epoch)), rule, n_train, batch_size
     )
+
+
+def patience(n_iter_no_change, rule, n_train, batch_size, auto=True):
+    """Epochs without progress before training stops: ``n_iter_no_change``,
+    or with ``auto`` (``max_iter="auto"``, a budget of steps) at least as
+    many as hold ``n_iter_no_change`` epochs of ``AUTO_STEPS_PER_EPOCH[rule]``
+    steps. Below 3 200 rows (the flow: 5 120) an epoch has fewer steps than
+    that and "auto" runs more of them; counted in those short epochs, the
+    stopping rule ended fits of a few hundred rows after a fraction of
+    their schedule (results/small_data.txt). Larger data keep
+    ``n_iter_no_change``."""
+    if not auto:
+        return n_iter_no_change
+    per_epoch = -(-n_train // max(1, min(batch_size, n_train)))
+    steps = n_iter_no_change * AUTO_STEPS_PER_EPOCH[rule]
+    return max(n_iter_no_change, -(-steps // per_epoch))
 
 
 def capped_epochs(n_epochs, rule, n_train, batch_size):

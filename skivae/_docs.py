@@ -77,7 +77,14 @@ validation_fraction : float, default=0.1
 
 n_iter_no_change : int, default=10
     Epochs without an improvement of at least ``tol`` (relative) before
-    training stops.
+    training stops. With ``max_iter="auto"`` these are epochs of the size
+    its budget counts: where an epoch has fewer than 100 optimiser steps
+    (the flow: 80), small data, the rule waits ``n_iter_no_change`` times
+    100 (80) steps; ``training_settings_["n_iter_no_change"]`` gives the
+    epochs that is.
+
+    .. versionchanged:: 0.7
+       Counted in epochs of the ``"auto"`` budget's size on small data.
 
 tol : float, default=1e-4
     Relative improvement of the monitored loss that counts as progress.
@@ -169,7 +176,8 @@ n_iter_ : int
     Number of epochs run (summed over the fits of ``warm_start=True``).
 training_settings_ : dict
     What the last fit ran with, ``"auto"`` resolved: ``max_iter``,
-    ``learning_rate_init``, ``n_init`` and ``batch_size``.
+    ``learning_rate_init``, ``n_init``, ``batch_size`` and the stopping
+    rule's ``n_iter_no_change`` (in epochs).
 restart_scores_ : ndarray of shape (n_init,)
     Final held-out objective of each restart of the last fit, higher is
     better (minus the mean loss of ``score_samples`` on the standardised

@@ -146,6 +146,13 @@ class IdentifiableVAE(_BaseLatentEstimator):
         .. versionchanged:: 0.5
            ``"auto"`` caps the steps on large data.
 
+        .. versionchanged:: 0.7
+           With ``"auto"``, the stopping rule's ``n_iter_no_change`` and the
+           short flow fit of ``init="flow"`` count epochs of the budget's
+           size too, so small data get the flow start of large data (10
+           epochs of 80 steps) instead of 10 short epochs; an int
+           ``max_iter`` keeps literal epochs throughout.
+
     learning_rate_init : float or "auto", default="auto"
         Adam's initial learning rate, decayed by a cosine schedule over
         ``max_iter`` epochs; ``"auto"`` is 0.001 after the flow
@@ -302,6 +309,7 @@ class IdentifiableVAE(_BaseLatentEstimator):
                 device=self.device_,
                 ar_order=self.ar_order,
                 compile=self.compile,
+                budget=self.max_iter == "auto",
             )
         return self._with_memory(module)
 

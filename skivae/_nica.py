@@ -173,6 +173,13 @@ class NonlinearICA(_BaseLatentEstimator):
            The flow's budget grows with the number of features beyond 5;
            the steps are capped on large data.
 
+        .. versionchanged:: 0.7
+           With ``"auto"``, the stopping rule's ``n_iter_no_change`` and the
+           short flow fit of ``init="flow"`` count epochs of the budget's
+           size too, so small data get the flow start of large data (10
+           epochs of 80 steps) instead of 10 short epochs; an int
+           ``max_iter`` keeps literal epochs throughout.
+
     batch_size : int or "auto", default="auto"
         Mini-batch size; ``"auto"`` is ``min(512, max(64, n_samples //
         80))`` for the flow and ``min(256, max(32, n_samples // 100))`` for
@@ -417,6 +424,7 @@ class NonlinearICA(_BaseLatentEstimator):
                     prior=self.prior,
                     device=self.device_,
                     ar_order=self.ar_order,
+                    budget=self.max_iter == "auto",
                     **net,
                 )
             return self._with_memory(module)
@@ -452,6 +460,7 @@ class NonlinearICA(_BaseLatentEstimator):
                     activation=self.activation,
                     device=self.device_,
                     compile=self.compile,
+                    budget=self.max_iter == "auto",
                     **flow,
                 )
                 return net, True

@@ -35,6 +35,7 @@ def test_flow_is_the_default_and_auto_settings_resolve_per_method(data):
         "learning_rate_init": 0.04,
         "n_init": 2,
         "batch_size": 64,
+        "n_iter_no_change": 10,  # an int max_iter counts patience in epochs
     }
     ivae = NonlinearICA(method="ivae", max_iter=2, random_state=0).fit(X, u)
     assert ivae.training_settings_ == {
@@ -42,13 +43,16 @@ def test_flow_is_the_default_and_auto_settings_resolve_per_method(data):
         "learning_rate_init": 0.001,  # after the flow start (init="auto")
         "n_init": 1,
         "batch_size": 32,  # the other methods' min(256, max(32, 600 // 100))
+        "n_iter_no_change": 10,
     }
     rand = NonlinearICA(method="ivae", init="random", random_state=0)
     rand.fit(X[:200], u[:200])
     assert rand.training_settings_["learning_rate_init"] == 0.01
     # max_iter="auto": 40 epochs' worth of 100 steps; 200 rows in batches of
-    # 32 make 7 steps per epoch, so ceil(4000 / 7) = 572 epochs
+    # 32 make 7 steps per epoch, so ceil(4000 / 7) = 572 epochs, and the
+    # stopping rule waits 10 such epochs' worth: ceil(1000 / 7) = 143
     assert rand.training_settings_["max_iter"] == 572
+    assert rand.training_settings_["n_iter_no_change"] == 143
 
 
 @pytest.mark.parametrize(

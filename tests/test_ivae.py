@@ -524,13 +524,20 @@ def test_init_auto_resolves_and_sets_the_training_settings(segment_data):
     assert flow.n_iter_ == flow.training_settings_["max_iter"] == 87
     assert flow.training_settings_["batch_size"] == 32
     assert flow.training_settings_["learning_rate_init"] == 0.001
-    # (the settings are resolved before training: stop it after 2 epochs)
+    # (the settings are resolved before training; tol=1e9 never counts an
+    # epoch as progress, so the stopping rule ends it after its patience)
     rand = IdentifiableVAE(init="random", **{**kw, "n_iter_no_change": 1, "tol": 1e9})
     rand.fit(X[:400], u[:400])
-    assert rand.init_ == "random" and rand.n_iter_ == 2
-    # 400 rows: 13 steps per epoch, ceil(4000 / 13) = 308 epochs at 0.01
+    # 400 rows: 13 steps per epoch, ceil(4000 / 13) = 308 epochs at 0.01, and
+    # a patience of one 100-step epoch's worth: ceil(100 / 13) = 8 epochs
+    # (the first epoch is progress from an infinite best loss)
+    assert rand.init_ == "random" and rand.n_iter_ == 9
     assert rand.training_settings_["max_iter"] == 308
+    assert rand.training_settings_["n_iter_no_change"] == 8
     assert rand.training_settings_["learning_rate_init"] == 0.01
+    # an int max_iter counts epochs as they are
+    rand.set_params(max_iter=50).fit(X[:400], u[:400])
+    assert rand.n_iter_ == 2 and rand.training_settings_["n_iter_no_change"] == 1
     with pytest.warns(UserWarning, match="plain VAE"):
         plain = IdentifiableVAE(max_iter=2, **kw).fit(X)
     assert plain.init_ == "random" and plain.n_iter_ == 2
@@ -561,7 +568,26 @@ def test_auto_max_iter_is_a_budget_of_steps(n_train, rule, expected):
     assert epochs(40, rule, n_train, 1, auto=False) == 40
 
 
-def test_short_flow_start_is_capped_on_large_data_only(monkeypatch):
+@pytest.mark.parametrize(
+    "n_train, rule, expected",
+    [
+        (40_000, "default", 10),  # 157 steps per epoch: the epochs themselves
+        (3200, "default", 10),  # 100 steps per epoch
+        (3000, "default", 11),  # batches of 32: 94 steps, ceil(1000 / 94)
+        (300, "default", 100),  # 10 steps per epoch
+        (5120, "flow", 10),  # 80 steps per epoch
+        (320, "flow", 160),  # batches of 64: 5 steps, ceil(800 / 5)
+        (1_000_000, "flow", 10),  # never fewer than n_iter_no_change
+    ],
+)
+def test_auto_patience_counts_epochs_of_the_budgets_size(n_train, rule, expected):
+    from skivae._defaults import auto_batch_size, patience
+
+    assert patience(10, rule, n_train, auto_batch_size(rule, n_train)) == expected
+    assert patience(10, rule, n_train, 1, auto=False) == 10
+
+
+def test_short_flow_start_is_a_budget_of_steps(monkeypatch):
     import skivae._start as start
     from skivae._defaults import START_FLOW_EPOCHS, capped_epochs
 
@@ -587,6 +613,42 @@ def test_short_flow_start_is_capped_on_large_data_only(monkeypatch):
         )  # fmt: skip
     # 9 000 rows, batches of 112: 81 steps per epoch; 200 steps -> 3 epochs
     assert seen["max_iter"] == 3 and seen["batch_size"] == 112
+    assert seen["n_iter_no_change"] == 10
+    # small data get the steps of 10 epochs of 80 (version 0.7; before, 10
+    # epochs of 13 steps on 800 rows: 130 steps, and the iVAE after that
+    # start 0.69 median MCC where the flow reached 0.94), and the stopping
+    # rule's patience in the same units
+    monkeypatch.setattr(start.D, "AUTO_MAX_STEPS_FACTOR", 4)
+    with pytest.raises(FloatingPointError):
+        start.fit_short_flow(
+            X[:800], u[:800], None, prior="gaussian", hidden_layer_sizes=(8,),
+            activation="leaky_relu", device=torch.device("cpu"), seed=0,
+            budget=True,
+        )  # fmt: skip
+    # batches of 64: 13 steps per epoch; ceil(800 / 13) = 62 epochs
+    assert seen["batch_size"] == 64
+    assert seen["max_iter"] == seen["n_iter_no_change"] == 62
+
+    # the estimators count so with max_iter="auto"; an int max_iter keeps
+    # literal epochs, the start's too
+    class Stop(Exception):
+        pass
+
+    def stop(module, X, U, **kw):
+        seen.update(kw)
+        raise Stop
+
+    monkeypatch.setattr(start, "train", stop)
+    for max_iter, expected in (("auto", 62), (5, 10)):
+        for est in (
+            IdentifiableVAE(max_iter=max_iter),
+            NonlinearICA(method="ivae", max_iter=max_iter),
+            NonlinearICA(method="tcl", features="flow", max_iter=max_iter),
+        ):
+            seen.clear()
+            with pytest.raises(Stop):
+                est.fit(X[::11][:800], u[::11][:800])  # every segment
+            assert seen["max_iter"] == seen["n_iter_no_change"] == expected
 
 
 @pytest.mark.parametrize(
