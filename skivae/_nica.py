@@ -174,11 +174,11 @@ class NonlinearICA(_BaseLatentEstimator):
            the steps are capped on large data.
 
         .. versionchanged:: 0.7
-           With ``"auto"``, the stopping rule's ``n_iter_no_change`` and the
-           short flow fit of ``init="flow"`` count epochs of the budget's
-           size too, so small data get the flow start of large data (10
-           epochs of 80 steps) instead of 10 short epochs; an int
-           ``max_iter`` keeps literal epochs throughout.
+           ``"auto"`` also sizes the epochs of ``n_iter_no_change`` and of the
+           short flow fit that starts ``method="ivae"`` (``init="flow"``)
+           and the contrastive ``features="flow"``: on small data that fit
+           runs the steps it runs on large data. An int ``max_iter`` counts
+           literal epochs everywhere.
 
     batch_size : int or "auto", default="auto"
         Mini-batch size; ``"auto"`` is ``min(512, max(64, n_samples //
