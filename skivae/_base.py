@@ -237,7 +237,10 @@ class _BaseLatentEstimator(
             # What the weights were trained with: set_params after fit changes
             # get_params() but not the model; inference reads these
             # (_fitted_param) and save rebuilds this model.
-            self._fitted_params = self.get_params(deep=False)
+            self._fitted_params = {  # (a list changed in place stays apart)
+                k: list(v) if isinstance(v, list) else v
+                for k, v in self.get_params(deep=False).items()
+            }
             self._after_fit(Xp, seed)
         # max_iter="auto" is a schedule of steps whose learning rate decays to
         # 1% at its end: reaching it is the plan, not a failure to converge.
@@ -247,7 +250,7 @@ class _BaseLatentEstimator(
                 f"max_iter={settings.max_iter} epochs reached before the loss "
                 "stopped improving by tol. Increase max_iter or tol.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,  # the user's fit (through sklearn's wrapper)
             )
         return self
 

@@ -146,11 +146,12 @@ def patience(n_iter_no_change, rule, n_train, batch_size, auto=True):
     """Epochs without progress before training stops: ``n_iter_no_change``,
     or with ``auto`` (``max_iter="auto"``, a budget of steps) at least as
     many as hold ``n_iter_no_change`` epochs of ``AUTO_STEPS_PER_EPOCH[rule]``
-    steps. Below 3 200 rows (the flow: 5 120) an epoch has fewer steps than
-    that and "auto" runs more of them; counted in those short epochs, the
-    stopping rule ended fits of a few hundred rows after a fraction of
-    their schedule (results/small_data.txt). Larger data keep
-    ``n_iter_no_change``."""
+    steps. With ``batch_size="auto"``, below 3 200 training rows (the
+    flow: 5 120) an epoch has fewer steps than that and "auto" runs more of
+    them; counted in those short epochs, the stopping rule ended fits of a
+    few hundred rows after a fraction of their schedule
+    (results/small_data.txt). Larger data keep ``n_iter_no_change`` (as
+    does any epoch of that many steps, whatever ``batch_size``)."""
     if not auto:
         return n_iter_no_change
     per_epoch = -(-n_train // max(1, min(batch_size, n_train)))

@@ -149,8 +149,9 @@ class IdentifiableVAE(_BaseLatentEstimator):
         .. versionchanged:: 0.7
            With ``"auto"``, the stopping rule's ``n_iter_no_change`` and the
            short flow fit of ``init="flow"`` count epochs of the budget's
-           size too, so small data get the flow start of large data (10
-           epochs of 80 steps) instead of 10 short epochs; an int
+           size too, so small data get the flow start of large data (10,
+           or undercomplete 20 or 60, epochs of 80 steps) instead of that
+           many short epochs; an int
            ``max_iter`` keeps literal epochs throughout.
 
     learning_rate_init : float or "auto", default="auto"

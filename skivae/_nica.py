@@ -329,13 +329,13 @@ class NonlinearICA(_BaseLatentEstimator):
         k = self.n_components or n_features
         if (
             self.method == "tcl"
-            and n_samples < k
+            and n_samples <= k
             and D.nica_features("tcl", self.features, self.n_components, n_features)
             == "mlp"
         ):
             raise ValueError(
                 f"method='tcl' with features='mlp' unmixes its {k} features with "
-                f"FastICA, which needs at least n_components={k} rows; X has "
+                f"FastICA, which needs more than n_components={k} rows; X has "
                 f"{n_samples}. Pass more rows, lower n_components, or use "
                 "features='flow' on square data."
             )
@@ -424,6 +424,7 @@ class NonlinearICA(_BaseLatentEstimator):
                     prior=self.prior,
                     device=self.device_,
                     ar_order=self.ar_order,
+                    compile=self.compile,
                     budget=self.max_iter == "auto",
                     **net,
                 )
@@ -486,10 +487,13 @@ class NonlinearICA(_BaseLatentEstimator):
                     "columns, or try another random_state (a unit that died in "
                     "training), or features='flow' on square data."
                 )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
                 F = self.ica_.fit_transform(F)
-            if self.ica_.n_iter_ >= self.ica_.max_iter:
+            for w in caught:  # the others as they were
+                if not issubclass(w.category, ConvergenceWarning):
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            if any(issubclass(w.category, ConvergenceWarning) for w in caught):
                 # (FastICA's own warning names its max_iter, not this one's)
                 warnings.warn(
                     f"method='tcl': FastICA did not converge in {self.ica_.max_iter} "
@@ -498,7 +502,7 @@ class NonlinearICA(_BaseLatentEstimator):
                     "(max_iter), use more segments or rows, or use features='flow' "
                     "on square data.",
                     ConvergenceWarning,
-                    stacklevel=4,
+                    stacklevel=5,  # the user's fit (through sklearn's wrapper)
                 )
         self._s_mean, self._s_scale = standardise(F)
 

@@ -125,8 +125,6 @@ def plot_loss_curve(estimator_or_curve, ax=None):
     curve = check_array(
         curve, ensure_2d=False, dtype=np.float64, input_name="loss curve"
     )
-    if curve.ndim != 1:
-        raise ValueError(f"The loss curve must be 1-D, got shape {curve.shape}.")
     ax = _get_ax(ax)
     epochs = np.arange(1, curve.size + 1)
     ax.plot(epochs, curve, label="training loss")

@@ -45,6 +45,13 @@ def test_a_constant_continuous_column_gets_scale_one():
     assert_allclose(enc.transform(moved, 360)[:, 1], 0.01)
 
 
+def test_continuous_u_too_large_to_standardise_raises():
+    # its variance overflows: the scale was inf and the column encoded as 0
+    U = np.column_stack([_rng(1).normal(size=50), np.r_[1e200, np.zeros(49)]])
+    with pytest.raises(ValueError, match="u column 1 has values too large"):
+        _AuxEncoder(u_type="continuous").fit(U, 50, _rng(0))
+
+
 def test_categorical_transform_errors():
     enc = _AuxEncoder()
     enc.fit(np.array([0, 1, 2, 1]), 4, _rng())

@@ -871,8 +871,10 @@ def test_tcl_with_mlp_features_needs_n_components_rows():
     rng = np.random.RandomState(0)
     X, u = rng.normal(size=(8, 10)), np.repeat([0, 1], 4)
     est = NonlinearICA(method="tcl", features="mlp", **FAST)
-    with pytest.raises(ValueError, match="at least n_components=10 rows; X has 8"):
+    with pytest.raises(ValueError, match="more than n_components=10 rows; X has 8"):
         est.fit(X, u)
+    with pytest.raises(ValueError, match="more than n_components=8 rows; X has 8"):
+        est.set_params(n_components=8).fit(X, u)  # centred: rank 7
     est.set_params(n_components=4).fit(X, u)
     assert est.transform(X).shape == (8, 4)
 
@@ -893,5 +895,7 @@ def test_tcl_warns_when_fastica_does_not_converge(monkeypatch):
         return original(self, X, y)
 
     monkeypatch.setattr(FastICA, "fit_transform", one_iteration)
-    with pytest.warns(ConvergenceWarning, match="FastICA did not converge in 1 "):
+    with pytest.warns(ConvergenceWarning, match="FastICA did not converge in 1 ") as w:
         est.fit(X, u)
+    # reported at the caller's fit, not inside scikit-learn's wrapper
+    assert {r.filename for r in w if "FastICA" in str(r.message)} == {__file__}

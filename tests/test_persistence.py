@@ -594,3 +594,16 @@ def test_convergence_warning_not_raised_by_load(saved, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         _load_bytes(saved, tmp_path)
+
+
+def test_a_list_parameter_changed_in_place_after_fit_is_saved_apart(data, tmp_path):
+    # The fitted parameters were the get_params() objects themselves: a list
+    # appended to after fit changed them too, and the file did not load.
+    X, u = data["X"], data["int"]
+    est = IdentifiableVAE(hidden_layer_sizes=[8, 8], max_iter=2, random_state=0)
+    est.fit(X, u)
+    est.hidden_layer_sizes.append(4)
+    est.save(tmp_path / "m.skivae")
+    loaded = skivae.load(tmp_path / "m.skivae")
+    assert loaded.hidden_layer_sizes == [8, 8, 4]
+    assert_array_equal(loaded.transform(X), est.transform(X))
