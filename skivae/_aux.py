@@ -233,15 +233,7 @@ class _AuxEncoder:
         self.classes_ = None
         self.n_aux_ = U.shape[1]
         self.n_distinct_ = len(np.unique(U, axis=0))
-        with np.errstate(over="ignore", invalid="ignore"):
-            self.mean_, self.scale_ = standardise(U)
-        bad = np.flatnonzero(~(np.isfinite(self.mean_) & np.isfinite(self.scale_)))
-        if bad.size:
-            raise ValueError(
-                f"u column {int(bad[0])} has values too large to standardise in "
-                "float64 (its variance overflows); divide it by a constant or "
-                "take a log before fitting."
-            )
+        self.mean_, self.scale_ = standardise(U, name="u")
         encoded = (U - self.mean_) / self.scale_
         keep = random_state.choice(
             n_samples, min(n_samples, _MAX_SUPPORT), replace=False

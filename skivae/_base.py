@@ -12,7 +12,7 @@ warnings) and batched inference. An estimator fills its hooks:
   ``_check_aux``, ``_fit_x_scaling`` and ``_after_fit``.
 """
 
-import contextlib
+import copy
 import inspect
 import numbers
 import warnings
@@ -192,16 +192,7 @@ class _BaseLatentEstimator(
 
     def _fit_x_scaling(self, X):
         """Learn how to standardise ``X`` (per feature)."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            mean, scale = standardise(X)
-        bad = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(scale)))
-        if bad.size:
-            raise ValueError(
-                f"X column {int(bad[0])} has values too large to standardise in "
-                f"float64 (its variance overflows; largest magnitude "
-                f"{np.nanmax(np.abs(X[:, bad[0]])):.3g}); divide it by a constant or "
-                "take a log before fitting."
-            )
+        mean, scale = standardise(X, name="X")
         self._x_mean, self._x_scale = mean, scale
 
     def _after_fit(self, Xp, seed):
@@ -216,7 +207,13 @@ class _BaseLatentEstimator(
     def _fit(self, X, y, groups=None):
         """The fit loop: prepare, train the restarts, keep the best."""
         warm = self.warm_start and hasattr(self, "module_")
-        with torch_threads(self.n_threads), training_context():
+        # A fit that raises leaves the estimator as it was (the previous model,
+        # or unfitted), never a mix of old and new fitted attributes.
+        with (
+            _warm.restoring_on_error(self),
+            torch_threads(self.n_threads),
+            training_context(),
+        ):
             X, U, split, seeds, settings, start = self._prepare_fit(X, y, warm)
             Xp = self._scale_x(X)
             if self.ar_order:  # rows packed with their past (see _core.ar)
@@ -237,10 +234,7 @@ class _BaseLatentEstimator(
             # What the weights were trained with: set_params after fit changes
             # get_params() but not the model; inference reads these
             # (_fitted_param) and save rebuilds this model.
-            self._fitted_params = {  # (a list changed in place stays apart)
-                k: list(v) if isinstance(v, list) else v
-                for k, v in self.get_params(deep=False).items()
-            }
+            self._fitted_params = _snapshot(self.get_params(deep=False))
             self._after_fit(Xp, seed)
         # max_iter="auto" is a schedule of steps whose learning rate decays to
         # 1% at its end: reaching it is the plan, not a failure to converge.
@@ -291,41 +285,39 @@ class _BaseLatentEstimator(
     def _prepare_fit(self, X, y, warm):
         """Validate, resolve the settings, draw the split and restart seeds
         (before ``u``'s encoder draws its support rows), encode ``u``. A warm
-        start also returns the model to continue; if one of its checks fails
-        the fitted state is restored before the ValueError."""
-        state = _warm.restoring_on_error(self) if warm else contextlib.nullcontext()
-        with state:
-            X, has_missing = _warm.validate_fit_X(self, X, reset=not warm)
-            if not warm:
-                self.masked_ = has_missing
-            n_samples, n_features = X.shape
-            self._check_params(n_features, n_samples)
-            self.n_components_ = self.n_components or n_features
-            fitted = None
-            if warm:
-                fitted = {k: getattr(self, k, None) for k in self._settings_attrs}
-            u_type = resolve_u_type(self._aux_u_type(), y, self.aux_transformer)
-            settings = self._resolve_settings(n_features, u_type, fitted)
-            if not warm:
-                vars(self).update(settings.fitted)
-            self.device_ = resolve_device(self.device)
-            self._fit_dtype = X.dtype
-            rng = check_random_state(self.random_state)
-            split = _validation_split(
-                n_samples, self.early_stopping and self.validation_fraction, rng
-            )
-            n_init = 1 if warm else settings.n_init
-            seeds = [int(rng.randint(np.iinfo(np.int32).max)) for _ in range(n_init)]
-            if warm:
-                U = _warm.warm_aux(self.aux_encoder_, y, n_samples)
-                start = _warm.continued_module(self, n_features, seeds[0])
-            else:
-                U, start = self._fit_aux(y, n_samples, rng), None
-                self._fit_x_scaling(X)
-                # the masked iVAE's Gaussian model of X (see IVAEModule.set_fill)
-                self._fill_stats = None
-                if has_missing:
-                    self._fill_stats = gaussian_stats(torch.as_tensor(self._scale_x(X)))
+        start also returns the model to continue (``_fit`` restores the
+        fitted state if one of its checks fails)."""
+        X, has_missing = _warm.validate_fit_X(self, X, reset=not warm)
+        if not warm:
+            self.masked_ = has_missing
+        n_samples, n_features = X.shape
+        self._check_params(n_features, n_samples)
+        self.n_components_ = self.n_components or n_features
+        fitted = None
+        if warm:
+            fitted = {k: getattr(self, k, None) for k in self._settings_attrs}
+        u_type = resolve_u_type(self._aux_u_type(), y, self.aux_transformer)
+        settings = self._resolve_settings(n_features, u_type, fitted)
+        if not warm:
+            vars(self).update(settings.fitted)
+        self.device_ = resolve_device(self.device)
+        self._fit_dtype = X.dtype
+        rng = check_random_state(self.random_state)
+        split = _validation_split(
+            n_samples, self.early_stopping and self.validation_fraction, rng
+        )
+        n_init = 1 if warm else settings.n_init
+        seeds = [int(rng.randint(np.iinfo(np.int32).max)) for _ in range(n_init)]
+        if warm:
+            U = _warm.warm_aux(self.aux_encoder_, y, n_samples)
+            start = _warm.continued_module(self, n_features, seeds[0])
+        else:
+            U, start = self._fit_aux(y, n_samples, rng), None
+            self._fit_x_scaling(X)
+            # the masked iVAE's Gaussian model of X (see IVAEModule.set_fill)
+            self._fill_stats = None
+            if has_missing:
+                self._fill_stats = gaussian_stats(torch.as_tensor(self._scale_x(X)))
         return np.asarray(X, dtype=np.float64), U, split, seeds, settings, start
 
     #: fitted attributes that the settings decide (kept by a warm start)
@@ -464,7 +456,7 @@ class _BaseLatentEstimator(
                     batch_size=batch_size,
                     learning_rate=settings.learning_rate_init,
                     tol=self.tol,
-                    n_iter_no_change=settings.n_iter_no_change or self.n_iter_no_change,
+                    n_iter_no_change=settings.n_iter_no_change,
                     generator=torch.Generator().manual_seed(seed),
                     progress=progress,
                     compile=self.compile,
@@ -521,6 +513,16 @@ class _BaseLatentEstimator(
         tags.target_tags.required = self._u_required
         tags.input_tags.allow_nan = self._accepts_missing()
         return tags
+
+
+def _snapshot(params):
+    """A copy of ``params`` that later changes leave alone: a list changed in
+    place, or an estimator parameter (``aux_transformer``) changed through
+    nested ``set_params(aux_transformer__...)``, stays as it was at fit."""
+    return {
+        k: copy.deepcopy(v) if isinstance(v, list) or hasattr(v, "get_params") else v
+        for k, v in params.items()
+    }
 
 
 def _validation_split(n_samples, fraction, rng):

@@ -83,9 +83,13 @@ def apply_batched(
     return np.concatenate([to_numpy(o) for o in outs])
 
 
-def standardise(A):
+def standardise(A, name=None):
     """``(mean, scale)`` per column of ``A`` over its observed (non-NaN)
     cells, in float64; a constant column gets scale 1.
+
+    With ``name`` (how the error calls ``A``, e.g. ``"X"``), a column whose
+    mean or variance overflows float64 raises a ValueError naming the
+    column and the remedy.
 
     A column counts as constant when its spread is within the rounding of
     its mean (the test of scikit-learn's ``StandardScaler``): the standard
@@ -96,12 +100,23 @@ def standardise(A):
     float64, so their variance neither underflows nor overflows.
     """
     A = np.asarray(A, dtype=np.float64)
-    if np.isnan(A).any():
-        n = np.sum(~np.isnan(A), axis=0)
-        mean, scale = np.nanmean(A, axis=0), np.nanstd(A, axis=0)
-    else:
-        n = A.shape[0]
-        mean, scale = A.mean(axis=0), A.std(axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isnan(A).any():
+            n = np.sum(~np.isnan(A), axis=0)
+            mean, scale = np.nanmean(A, axis=0), np.nanstd(A, axis=0)
+        else:
+            n = A.shape[0]
+            mean, scale = A.mean(axis=0), A.std(axis=0)
+    if name is not None:
+        bad = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(scale)))
+        if bad.size:
+            col = int(bad[0])
+            raise ValueError(
+                f"{name} column {col} has values too large to standardise in "
+                f"float64 (its variance overflows; largest magnitude "
+                f"{np.nanmax(np.abs(A[:, col])):.3g}); divide it by a constant "
+                "or take a log before fitting."
+            )
     # var <= n eps var + (n mean eps)^2, taken in standard deviations so that
     # neither side overflows; an infinite scale is left for the caller
     eps = np.finfo(np.float64).eps
@@ -169,15 +184,16 @@ class _InferenceMixin:
     def n_aux_(self):
         return 0 if self.aux_encoder_ is None else self.aux_encoder_.n_aux_
 
-    def _fitted_param(self, name, default=None):
+    def _fitted_param(self, name, default=None, fitted=True):
         """The value of parameter ``name`` that the fitted model was built
         with: ``set_params`` after ``fit`` changes ``get_params()`` (and the
         next fit), never the fitted weights' meaning. Inference reads the
         parameters that shape the model (``ar_order``, ``likelihood``,
-        ``method``) here, not from the attribute."""
-        fitted = getattr(self, "_fitted_params", None)
-        if fitted is not None and name in fitted:
-            return fitted[name]
+        ``method``) here, not from the attribute. ``fitted=False``: the
+        current attribute (what the next ``fit`` will use)."""
+        snapshot = getattr(self, "_fitted_params", None) if fitted else None
+        if snapshot is not None and name in snapshot:
+            return snapshot[name]
         return getattr(self, name, default)
 
     def _scale_x(self, X):

@@ -46,9 +46,7 @@ def check_missing(est, X, *, fit, new=True):
     name = type(est).__name__
     n_rows = int(missing.any(axis=1).sum())
     if not est._accepts_missing(fitted=not fit):
-        method = (
-            est._fitted_param("method") if not fit else getattr(est, "method", None)
-        )
+        method = est._fitted_param("method", fitted=not fit)
         what = f"{name}(method={method!r})" if method else name
         raise ValueError(
             f"X contains NaN (missing cells) in {n_rows} row(s), but {what} "

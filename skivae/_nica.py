@@ -312,7 +312,7 @@ class NonlinearICA(_BaseLatentEstimator):
     _settings_attrs = ("init_", "features_")
 
     def _accepts_missing(self, fitted=False):
-        return (self._fitted_param("method") if fitted else self.method) == "ivae"
+        return self._fitted_param("method", fitted=fitted) == "ivae"
 
     def _resolve_settings(self, n_features, u_type, fitted=None):
         return D.nica_settings(

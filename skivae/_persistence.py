@@ -260,10 +260,20 @@ def _sha256(data):
 
 
 def _same(a, b):
-    """Whether a parameter is unchanged: the same object or an equal plain
-    value (estimators such as ``aux_transformer`` compare by identity)."""
+    """Whether a parameter is unchanged: the same object, an equal plain
+    value, or an estimator (``aux_transformer``) of the same class whose
+    parameters are unchanged."""
     if a is b:
         return True
+    if hasattr(a, "get_params") and hasattr(b, "get_params"):
+        if type(a) is not type(b):
+            return False
+        pa, pb = a.get_params(deep=False), b.get_params(deep=False)
+        return pa.keys() == pb.keys() and all(_same(pa[k], pb[k]) for k in pa)
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return a.dtype == b.dtype and np.array_equal(a, b)
+    if isinstance(a, (list, tuple)) and type(a) is type(b):  # Pipeline steps
+        return len(a) == len(b) and all(map(_same, a, b))
     try:
         return type(a) is type(b) and bool(a == b)
     except Exception:  # arrays, estimators without equality

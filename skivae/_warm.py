@@ -30,12 +30,16 @@ def _redrawn(key):
 
 @contextlib.contextmanager
 def restoring_on_error(est):
-    """Restore ``est``'s attributes if the block raises a ValueError, so a
-    refused warm start leaves the fitted model as it was."""
+    """Restore ``est``'s attributes if the block raises, so a fit that fails
+    (a refused warm start, bad ``u``, a diverging loss, an interrupt) leaves
+    the estimator as it was before: the previous model, or unfitted. The
+    snapshot is shallow, which suffices because a fit builds new fitted
+    objects (a warm start trains a copy of ``module_``) rather than changing
+    the old ones in place."""
     saved = dict(vars(est))
     try:
         yield
-    except ValueError:
+    except BaseException:
         vars(est).clear()
         vars(est).update(saved)
         raise

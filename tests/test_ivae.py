@@ -9,7 +9,7 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -507,6 +507,39 @@ def test_divergence_raises_clear_error(segment_data):
     X, u, _ = segment_data
     with pytest.raises(FloatingPointError, match="diverged.*learning_rate_init"):
         _fit(X * 1e30, u, learning_rate_init=1e12, max_iter=5)
+
+
+@pytest.mark.parametrize("Estimator", [IdentifiableVAE, NonlinearICA])
+def test_a_failed_refit_leaves_the_previous_model(segment_data, Estimator):
+    # The refit fails after X (3 features) was validated and scaled, while
+    # u is encoded: the model must stay the 6-feature one, not a mix of the
+    # new n_features_in_/scaling with the old module_.
+    X, u, _ = segment_data
+    est = Estimator(**FAST).fit(X, u)
+    before = est.transform(X)
+    bad_u = u.astype(float)
+    bad_u[0] = np.nan
+    with pytest.raises(ValueError, match="u"):
+        est.fit(X[:, :3], bad_u)
+    assert est.n_features_in_ == X.shape[1]
+    assert_array_equal(est.transform(X), before)
+    # and a diverging refit keeps it too
+    with pytest.raises(FloatingPointError, match="diverged"):
+        est.set_params(learning_rate_init=1e12, max_iter=5).fit(X[:, :3] * 1e30, u)
+    assert_array_equal(est.transform(X), before)
+
+
+@pytest.mark.parametrize("Estimator", [IdentifiableVAE, NonlinearICA])
+def test_a_failed_first_fit_leaves_the_estimator_unfitted(segment_data, Estimator):
+    X, u, _ = segment_data
+    est = Estimator(**FAST)
+    bad_u = u.astype(float)
+    bad_u[0] = np.nan
+    with pytest.raises(ValueError, match="u"):
+        est.fit(X, bad_u)
+    assert not [k for k in vars(est) if k.endswith("_") or k.startswith("_x")]
+    with pytest.raises(NotFittedError):
+        est.transform(X)
 
 
 # -------------------------------------------------------------- initialisation

@@ -607,3 +607,30 @@ def test_a_list_parameter_changed_in_place_after_fit_is_saved_apart(data, tmp_pa
     loaded = skivae.load(tmp_path / "m.skivae")
     assert loaded.hidden_layer_sizes == [8, 8, 4]
     assert_array_equal(loaded.transform(X), est.transform(X))
+
+
+def _doc(path):
+    return json.loads(_members(path.read_bytes())["estimator.json"])
+
+
+def test_a_nested_aux_transformer_change_after_fit_is_saved_apart(data, tmp_path):
+    # The fitted parameters held the aux_transformer object itself: a nested
+    # set_params after fit changed the "fitted" one too, so the file claimed
+    # the model was fitted with n_knots=5 and stored no later change.
+    X, u = data["X"], data["continuous"]
+    est = IdentifiableVAE(aux_transformer=SplineTransformer(n_knots=3), **FAST)
+    est.fit(X, u)
+    expected = est.transform(X)
+    est.save(tmp_path / "same.skivae")
+    doc = _doc(tmp_path / "same.skivae")
+    assert "params_set_after_fit" not in doc  # an unchanged copy is unchanged
+    est.set_params(aux_transformer__n_knots=5)
+    est.save(tmp_path / "m.skivae")
+    doc = _doc(tmp_path / "m.skivae")
+    later = json.dumps(doc["params_set_after_fit"])
+    assert "aux_transformer" in later and "max_iter" not in later
+    loaded = skivae.load(tmp_path / "m.skivae")
+    assert loaded.get_params()["aux_transformer__n_knots"] == 5
+    assert loaded._fitted_params["aux_transformer"].n_knots == 3
+    assert_array_equal(loaded.transform(X), expected)
+    assert_array_equal(loaded.score_samples(X, u), est.score_samples(X, u))
