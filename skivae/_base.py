@@ -12,7 +12,6 @@ warnings) and batched inference. An estimator fills its hooks:
   ``_check_aux``, ``_fit_x_scaling`` and ``_after_fit``.
 """
 
-import copy
 import inspect
 import numbers
 import warnings
@@ -46,7 +45,12 @@ from skivae._core.nets import ACTIVATIONS
 from skivae._core.training import DivergenceError, mean_score_loss, train
 from skivae._defaults import auto_batch_size, epochs, patience
 from skivae._docs import fill_docstring
-from skivae._inference import _InferenceMixin, as_tensor, standardise
+from skivae._inference import (
+    _InferenceMixin,
+    as_tensor,
+    snapshot_params,
+    standardise,
+)
 from skivae._persistence import _PersistenceMixin
 from skivae._progress import make_progress
 from skivae._registry import register
@@ -207,6 +211,10 @@ class _BaseLatentEstimator(
     def _fit(self, X, y, groups=None):
         """The fit loop: prepare, train the restarts, keep the best."""
         warm = self.warm_start and hasattr(self, "module_")
+        # What the weights are trained with: set_params after fit changes
+        # get_params() but not the model; inference reads these
+        # (_fitted_param) and save rebuilds this model.
+        params = snapshot_params(self.get_params(deep=False))
         # A fit that raises leaves the estimator as it was (the previous model,
         # or unfitted), never a mix of old and new fitted attributes.
         with (
@@ -231,21 +239,19 @@ class _BaseLatentEstimator(
             finally:  # the modules hold it now; it is no fitted state
                 vars(self).pop("_fill_stats", None)
             self._keep(module, hist, extend=warm)
-            # What the weights were trained with: set_params after fit changes
-            # get_params() but not the model; inference reads these
-            # (_fitted_param) and save rebuilds this model.
-            self._fitted_params = _snapshot(self.get_params(deep=False))
+            self._fitted_params = params
             self._after_fit(Xp, seed)
-        # max_iter="auto" is a schedule of steps whose learning rate decays to
-        # 1% at its end: reaching it is the plan, not a failure to converge.
-        if not hist.converged and not settings.auto_max_iter:
-            warnings.warn(
-                f"{type(self).__name__} did not converge: "
-                f"max_iter={settings.max_iter} epochs reached before the loss "
-                "stopped improving by tol. Increase max_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=4,  # the user's fit (through sklearn's wrapper)
-            )
+            # max_iter="auto" is a schedule of steps whose learning rate decays
+            # to 1% at its end: reaching it is the plan, not a failure to
+            # converge. (Inside the block: raised as an error, it restores.)
+            if not hist.converged and not settings.auto_max_iter:
+                warnings.warn(
+                    f"{type(self).__name__} did not converge: "
+                    f"max_iter={settings.max_iter} epochs reached before the loss "
+                    "stopped improving by tol. Increase max_iter or tol.",
+                    ConvergenceWarning,
+                    stacklevel=4,  # the user's fit (through sklearn's wrapper)
+                )
         return self
 
     def _pack(self, Xp, U, groups, order):
@@ -513,16 +519,6 @@ class _BaseLatentEstimator(
         tags.target_tags.required = self._u_required
         tags.input_tags.allow_nan = self._accepts_missing()
         return tags
-
-
-def _snapshot(params):
-    """A copy of ``params`` that later changes leave alone: a list changed in
-    place, or an estimator parameter (``aux_transformer``) changed through
-    nested ``set_params(aux_transformer__...)``, stays as it was at fit."""
-    return {
-        k: copy.deepcopy(v) if isinstance(v, list) or hasattr(v, "get_params") else v
-        for k, v in params.items()
-    }
 
 
 def _validation_split(n_samples, fraction, rng):

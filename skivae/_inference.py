@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import torch
+from sklearn.base import clone
 from sklearn.utils import check_array, check_random_state
 
 from skivae._compat import check_is_fitted
@@ -100,7 +101,9 @@ def standardise(A, name=None):
     float64, so their variance neither underflows nor overflows.
     """
     A = np.asarray(A, dtype=np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
+    # (named: an overflow is the ValueError below, not a RuntimeWarning)
+    quiet = np.errstate(over="ignore", invalid="ignore")
+    with quiet if name is not None else contextlib.nullcontext():
         if np.isnan(A).any():
             n = np.sum(~np.isnan(A), axis=0)
             mean, scale = np.nanmean(A, axis=0), np.nanstd(A, axis=0)
@@ -125,6 +128,27 @@ def standardise(A, name=None):
         constant = np.isfinite(scale) & (spread <= n * np.abs(mean) * eps)
     scale[constant] = 1.0
     return mean, scale
+
+
+def snapshot_params(params):
+    """A copy of ``get_params(deep=False)`` that later changes leave alone:
+    lists are copied (one may be changed in place), estimator parameters
+    (``aux_transformer``) are cloned (a nested ``set_params`` changes the
+    user's object; only the parameters matter, the encoder fits its own
+    clone). Other values are kept as they are: ``random_state`` stays the
+    user's object."""
+    return {k: _snapshot_value(v) for k, v in params.items()}
+
+
+def _snapshot_value(value):
+    if isinstance(value, list):
+        return copy.deepcopy(value)
+    if hasattr(value, "get_params") and not isinstance(value, type):
+        try:
+            return clone(value)
+        except Exception:  # not clonable: fitting u's encoder says why
+            return value
+    return value
 
 
 def check_latents(Z, n_components, name):

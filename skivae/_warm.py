@@ -40,8 +40,10 @@ def restoring_on_error(est):
     try:
         yield
     except BaseException:
-        vars(est).clear()
-        vars(est).update(saved)
+        state = vars(est)
+        state.update(saved)  # (first: never an estimator without parameters)
+        for name in set(state) - set(saved):
+            del state[name]
         raise
 
 

@@ -2,6 +2,7 @@
 
 import copy
 import pickle
+import threading
 import warnings
 
 import numpy as np
@@ -540,6 +541,33 @@ def test_a_failed_first_fit_leaves_the_estimator_unfitted(segment_data, Estimato
     assert not [k for k in vars(est) if k.endswith("_") or k.startswith("_x")]
     with pytest.raises(NotFittedError):
         est.transform(X)
+
+
+def test_a_convergence_warning_raised_as_an_error_leaves_the_estimator_unfitted(
+    segment_data,
+):
+    X, u, _ = segment_data
+    est = IdentifiableVAE(**FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(ConvergenceWarning, match="did not converge"):
+            est.fit(X, u)
+    with pytest.raises(NotFittedError):
+        est.transform(X)
+
+
+def test_a_prefitted_aux_transformer_is_not_copied_with_its_fitted_state(
+    segment_data,
+):
+    # The fitted-parameter snapshot deep-copied the transformer, fitted state
+    # and all: a fitted attribute that cannot be copied failed the fit after
+    # training. Only its parameters matter (u's encoder fits a clone).
+    X, u, _ = segment_data
+    transformer = StandardScaler().fit(u[:, None].astype(float))
+    transformer.lock_ = threading.Lock()
+    est = _fit(X, u[:, None].astype(float), aux_transformer=transformer)
+    assert est.transform(X).shape == (len(X), X.shape[1])
+    assert est.get_params()["aux_transformer"] is transformer
 
 
 # -------------------------------------------------------------- initialisation

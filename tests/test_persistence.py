@@ -634,3 +634,35 @@ def test_a_nested_aux_transformer_change_after_fit_is_saved_apart(data, tmp_path
     assert loaded._fitted_params["aux_transformer"].n_knots == 3
     assert_array_equal(loaded.transform(X), expected)
     assert_array_equal(loaded.score_samples(X, u), est.score_samples(X, u))
+
+
+@pytest.mark.parametrize(
+    "transformer, kind",
+    [
+        # a RandomState and a NaN category compare unequal to their copies
+        (Nystroem(n_components=5, random_state=np.random.RandomState(0)), "continuous"),
+        (OneHotEncoder(categories=[np.array([0.0, 1, 2, 3, 4, 5, np.nan])]), "int"),
+    ],
+)
+def test_an_unchanged_aux_transformer_is_not_saved_apart(
+    transformer, kind, data, tmp_path
+):
+    u = data[kind] if kind != "int" else data["int"].astype(float)[:, None]
+    est = IdentifiableVAE(aux_transformer=transformer, **FAST).fit(data["X"], u)
+    est.save(tmp_path / "m.skivae")
+    assert "params_set_after_fit" not in _doc(tmp_path / "m.skivae")
+
+
+def test_a_list_changed_in_place_after_loading_is_saved_apart(data, tmp_path):
+    # load() recorded the fitted parameters as the get_params() objects: a
+    # list appended to after loading changed them too, and the next file did
+    # not load (weights of another shape).
+    X, u = data["X"], data["int"]
+    est = IdentifiableVAE(hidden_layer_sizes=[8], max_iter=2, random_state=0)
+    est.fit(X, u).save(tmp_path / "a.skivae")
+    loaded = skivae.load(tmp_path / "a.skivae")
+    loaded.hidden_layer_sizes.append(4)
+    loaded.save(tmp_path / "b.skivae")
+    again = skivae.load(tmp_path / "b.skivae")
+    assert again.hidden_layer_sizes == [8, 4]
+    assert_array_equal(again.transform(X), est.transform(X))
