@@ -328,6 +328,14 @@ class _BaseLatentEstimator(
 
     #: fitted attributes that the settings decide (kept by a warm start)
     _settings_attrs = ("init_",)
+    #: fitted attributes that inference needs, in every saved file (load checks)
+    _required_state = (
+        "n_features_in_",
+        "n_components_",
+        "aux_encoder_",
+        "_x_mean",
+        "_x_scale",
+    )
 
     def _check_params(self, n_features, n_samples):
         _check_hidden(self.hidden_layer_sizes)

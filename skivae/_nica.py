@@ -310,6 +310,7 @@ class NonlinearICA(_BaseLatentEstimator):
     # ------------------------------------------------------------------ hooks
     #: fitted attributes that the settings decide (kept by a warm start)
     _settings_attrs = ("init_", "features_")
+    _required_state = (*_BaseLatentEstimator._required_state, "_s_mean", "_s_scale")
 
     def _accepts_missing(self, fitted=False):
         return self._fitted_param("method", fitted=fitted) == "ivae"

@@ -493,6 +493,13 @@ def _load(path, expected=None):
             f"{label}: the stored parameters do not fit this skivae's {name} "
             f"(saved by skivae {doc.get('skivae_version')}): {exc}"
         ) from exc
+    lacking = [k for k in cls._required_state if k not in state]
+    if lacking:
+        raise ValueError(
+            f"{label} is corrupted: its fitted state lacks {', '.join(lacking)}, "
+            f"which every saved {name} holds (was {_STATE} edited?); save the "
+            "model again from the fitted estimator."
+        )
     est.__dict__.update(state)
     try:
         weights = torch.load(

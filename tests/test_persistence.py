@@ -462,6 +462,15 @@ def test_edited_document_is_a_value_error(saved, tmp_path, edit):
         _load_bytes(_edit_json(saved, edit), tmp_path)
 
 
+@pytest.mark.parametrize("name", ["_x_mean", "n_components_", "aux_encoder_"])
+def test_a_document_lacking_fitted_state_is_a_value_error(saved, tmp_path, name):
+    # It loaded (or failed as "the stored weights do not match"), then
+    # transform raised AttributeError: '_x_mean'.
+    edited = _edit_json(saved, lambda d: d["state"]["dict"].pop(name))
+    with pytest.raises(ValueError, match=f"corrupted: its fitted state lacks {name}"):
+        _load_bytes(edited, tmp_path)
+
+
 def test_format_version_must_be_an_integer(saved, tmp_path):
     members = _members(saved)
     manifest = json.loads(members["manifest.json"])
