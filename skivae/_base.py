@@ -48,6 +48,7 @@ from skivae._docs import fill_docstring
 from skivae._inference import (
     _InferenceMixin,
     as_tensor,
+    fixed_values,
     snapshot_params,
     standardise,
 )
@@ -196,8 +197,10 @@ class _BaseLatentEstimator(
 
     def _fit_x_scaling(self, X):
         """Learn how to standardise ``X`` (per feature)."""
-        mean, scale = standardise(X, name="X")
+        mean, scale, constant = standardise(X, name="X", return_constant=True)
         self._x_mean, self._x_scale = mean, scale
+        # the value of each column constant in training (NaN: it varies)
+        self._x_fixed = fixed_values(X, constant)
 
     def _after_fit(self, Xp, seed):
         """Run once the best restart is kept (``Xp``: all rows, standardised)."""

@@ -84,9 +84,10 @@ def apply_batched(
     return np.concatenate([to_numpy(o) for o in outs])
 
 
-def standardise(A, name=None):
+def standardise(A, name=None, return_constant=False):
     """``(mean, scale)`` per column of ``A`` over its observed (non-NaN)
-    cells, in float64; a constant column gets scale 1.
+    cells, in float64; a constant column gets scale 1 (``return_constant``:
+    also the boolean mask of constant columns, third).
 
     With ``name`` (how the error calls ``A``, e.g. ``"X"``), a column whose
     mean or variance overflows float64 raises a ValueError naming the
@@ -127,7 +128,19 @@ def standardise(A, name=None):
         spread = scale * np.sqrt(np.maximum(0.0, 1.0 - n * eps))
         constant = np.isfinite(scale) & (spread <= n * np.abs(mean) * eps)
     scale[constant] = 1.0
+    if return_constant:
+        return mean, scale, constant
     return mean, scale
+
+
+def fixed_values(A, constant):
+    """Per column of ``A``: its value where ``constant`` (the observed
+    cells' median, exactly the value of a column of equal values, where
+    the mean may be off by rounding), NaN elsewhere."""
+    fixed = np.full(A.shape[1], np.nan)
+    if constant.any():
+        fixed[constant] = np.nanmedian(np.asarray(A, np.float64)[:, constant], axis=0)
+    return fixed
 
 
 def snapshot_params(params):
@@ -224,7 +237,15 @@ class _InferenceMixin:
         return (X - self._x_mean) / self._x_scale
 
     def _unscale_x(self, X):
-        return X * self._x_scale + self._x_mean
+        """Standardised ``X`` back on the original scale; a column that was
+        constant in training is that constant (a decoder's mean or draw is
+        only near it), so imputing or sampling it gives the training value."""
+        X = X * self._x_scale + self._x_mean
+        # (models fitted before 0.7.1 have no _x_fixed: unchanged output)
+        fixed = getattr(self, "_x_fixed", None)
+        if fixed is not None and not np.isnan(fixed).all():
+            X = np.where(np.isnan(fixed), X, fixed)
+        return X
 
     def _log_jacobian(self, X=None):
         """log |det| of the map from the original X to the standardised one;
