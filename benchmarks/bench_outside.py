@@ -24,7 +24,10 @@ alternative to the default flow start) and scikit-learn's ``FastICA`` (the linea
 baseline), each with ``n_components`` = the number of sources and
 ``random_state=0``; MCC on the training rows. ``--scale`` multiplies ``X``
 (the other scale convention: the estimators standardise ``X``, so the MCC
-should not move).
+should not move). ``--set KEY=VALUE`` passes a parameter to every model (a
+knob against the default, e.g. ``--set prior=laplace``); ``--holdout 0.2``
+fits on 80 % of the rows (stratified by a categorical ``u``) and reports MCC
+and the model's ``score`` on the other 20 %.
 
 Each fit runs in its own process with one torch thread. Example::
 
@@ -33,6 +36,7 @@ Each fit runs in its own process with one torch thread. Example::
 """
 
 import argparse
+import ast
 import json
 import os
 import subprocess
@@ -118,14 +122,20 @@ def cont2d(seed):
 FAMILIES = {f.__name__: f for f in (t_tanh, uniform10, under4to10, cont2d)}
 
 
-def fit_one(family, seed, model, scale):
-    """One fit in this process: a JSON record (MCC, seconds, warnings)."""
+def fit_one(family, seed, model, scale, params=None, holdout=0.0):
+    """One fit in this process: a JSON record (MCC, seconds, warnings).
+
+    ``params``: extra estimator parameters (skivae models only). ``holdout``:
+    the fraction of rows kept out of the fit (stratified by ``u`` where it is
+    categorical); MCC and the model's ``score`` are then taken on those rows.
+    """
     import warnings
 
     import torch
 
     torch.set_num_threads(1)
     from sklearn.decomposition import FastICA
+    from sklearn.model_selection import train_test_split
 
     from skivae import IdentifiableVAE, NonlinearICA
     from skivae.metrics import mean_corr_coef
@@ -133,25 +143,42 @@ def fit_one(family, seed, model, scale):
     X, u, S = FAMILIES[family](seed)
     X = X * scale
     k = S.shape[1]
+    params = params or {}
     est = {
-        "nica": lambda: NonlinearICA(n_components=k, random_state=0),
-        "ivae": lambda: IdentifiableVAE(n_components=k, random_state=0),
-        "ivae_random": lambda: IdentifiableVAE(k, init="random", random_state=0),
-        "nica_ivae": lambda: NonlinearICA(k, method="ivae", random_state=0),
+        "nica": lambda: NonlinearICA(n_components=k, random_state=0, **params),
+        "ivae": lambda: IdentifiableVAE(n_components=k, random_state=0, **params),
+        "ivae_random": lambda: IdentifiableVAE(
+            k, init="random", random_state=0, **params
+        ),
+        "nica_ivae": lambda: NonlinearICA(k, method="ivae", random_state=0, **params),
         "fastica": lambda: FastICA(
-            k, whiten="unit-variance", random_state=0, max_iter=1000
+            k, whiten="unit-variance", random_state=0, max_iter=1000, **params
         ),
     }[model]()
     record = dict(family=family, seed=seed, model=model, scale=scale)
+    if params:
+        record["params"] = params
+    fit_rows = test_rows = np.arange(len(X))
+    if holdout:
+        fit_rows, test_rows = train_test_split(
+            fit_rows,
+            test_size=holdout,
+            stratify=u if u.ndim == 1 else None,
+            random_state=0,
+        )
+        record["holdout"] = holdout
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         start = time.perf_counter()
         if model == "fastica":
-            est.fit(X)
+            est.fit(X[fit_rows])
         else:
-            est.fit(X, u)
+            est.fit(X[fit_rows], u[fit_rows])
         record["seconds"] = round(time.perf_counter() - start, 2)
-        record["mcc"] = round(float(mean_corr_coef(S, est.transform(X))), 4)
+        Z = est.transform(X[test_rows])
+        record["mcc"] = round(float(mean_corr_coef(S[test_rows], Z)), 4)
+        if holdout and model != "fastica":
+            record["score"] = round(float(est.score(X[test_rows], u[test_rows])), 4)
     record["warnings"] = sorted({f"{w.category.__name__}" for w in caught})
     return record
 
@@ -163,12 +190,28 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=[101, 102, 103])
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--out", default=None, help="append records to this JSONL")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an estimator parameter for every model (repeatable), e.g. prior=laplace",
+    )
+    parser.add_argument(
+        "--holdout",
+        type=float,
+        default=0.0,
+        help="fraction of rows kept out of the fit; MCC and score on those rows",
+    )
     parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    params = dict(_parse_setting(item) for item in args.set)
     if args.one:  # the child process
         family, seed, model, scale = args.one
-        print(json.dumps(fit_one(family, int(seed), model, float(scale))))
+        record = fit_one(family, int(seed), model, float(scale), params, args.holdout)
+        print(json.dumps(record))
         return
+    passed = [f"--set={item}" for item in args.set] + [f"--holdout={args.holdout}"]
     records = []
     for family in args.families:
         for seed in args.seeds:
@@ -177,7 +220,7 @@ def main():
                     continue
                 cmd = [sys.executable, __file__, "--one", family, str(seed), model]
                 out = subprocess.run(
-                    [*cmd, str(args.scale)],
+                    [*cmd, str(args.scale), *passed],
                     capture_output=True,
                     text=True,
                     env={**os.environ, "OMP_NUM_THREADS": "1"},
@@ -196,6 +239,16 @@ def main():
     _summarise(records)
 
 
+def _parse_setting(item):
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise SystemExit(f"--set takes KEY=VALUE, got {item!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value  # a string such as laplace
+
+
 def _summarise(records):
     print("\nmedian MCC (worst draw), median seconds")
     groups = {}
@@ -205,10 +258,12 @@ def _summarise(records):
         mcc = [r["mcc"] for r in rs if "mcc" in r]
         secs = [r["seconds"] for r in rs if "seconds" in r]
         failed = sum("error" in r for r in rs)
+        scores = [r["score"] for r in rs if "score" in r]
+        held = f"  held-out score {np.median(scores):.3f}" if scores else ""
         if mcc:
             print(
                 f"  {family:11s} {model:9s} {np.median(mcc):.3f} ({min(mcc):.3f})  "
-                f"{np.median(secs):5.1f} s  fits {len(rs)}  failed {failed}"
+                f"{np.median(secs):5.1f} s  fits {len(rs)}  failed {failed}{held}"
             )
         else:
             print(f"  {family:11s} {model:9s} all {failed} fits failed")
