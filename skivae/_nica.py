@@ -349,6 +349,20 @@ class NonlinearICA(_BaseLatentEstimator):
                 "method='ivae'."
             )
 
+    def _fit_x_scaling(self, X):
+        super()._fit_x_scaling(X)
+        constant = np.flatnonzero(~np.isnan(self._x_fixed))
+        if self.method == "flow" and constant.size:
+            warnings.warn(
+                f"X column(s) {constant.tolist()} are constant over the training "
+                "rows: they carry no source, but method='flow' returns as many "
+                "sources as X has columns, so some of its sources are spent on "
+                "them. Drop the constant columns, or use method='ivae' with "
+                "n_components < n_features.",
+                UserWarning,
+                stacklevel=6,  # the user's fit (through sklearn's wrapper)
+            )
+
     def _n_statistics(self):
         if self.method in ("flow", "ivae"):
             return N_STATISTICS[self.prior]

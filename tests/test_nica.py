@@ -852,6 +852,22 @@ def test_a_constant_column_counts_as_constant_whatever_its_value(Estimator):
     assert abs(fits[0] - fits[1]) < 1.0
 
 
+def test_flow_warns_of_a_constant_column_where_the_ivae_does_not():
+    # A square flow makes one source per column: a constant column fitted
+    # without a word and spent a source on nothing.
+    X, u, _ = make_nonstationary_sources(6, 60, 2, n_layers=1, random_state=0)
+    Xc = np.column_stack([X, np.full(len(X), 3.7)])
+    kw = dict(max_iter=2, n_init=1, random_state=0)
+    with pytest.warns(UserWarning, match=r"X column\(s\) \[2\] are constant") as rec:
+        NonlinearICA(**kw).fit(Xc, u)
+    # it points at the caller's fit, not at skivae's internals
+    assert any(w.filename == __file__ for w in rec if "constant" in str(w.message))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "X column", UserWarning)
+        NonlinearICA(method="ivae", n_components=2, **kw).fit(Xc, u)
+        NonlinearICA(**kw).fit(X, u)  # no constant column, no warning
+
+
 def test_float32_x_is_standardised_in_float64():
     # float32 X scaled by 1e-25 has a float32 variance of 0: every column
     # was taken for constant and transform was constant.
