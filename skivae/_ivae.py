@@ -11,12 +11,7 @@ from skivae._base import _BaseLatentEstimator
 from skivae._builders import make_ivae
 from skivae._compat import Interval, StrOptions, _fit_context, check_is_fitted
 from skivae._core.priors import N_STATISTICS, PRIORS
-from skivae._inference import (
-    check_latents,
-    fixed_values,
-    standardise,
-    weighted_mean_score,
-)
+from skivae._inference import check_latents, weighted_mean_score
 from skivae._start import start_ivae
 
 
@@ -266,13 +261,12 @@ class IdentifiableVAE(_BaseLatentEstimator):
         return N_STATISTICS[self.prior]
 
     def _fit_x_scaling(self, X):
-        if self.likelihood != "bernoulli":
-            return super()._fit_x_scaling(X)
-        _check_bernoulli_range(X)
-        self._x_mean = np.zeros(X.shape[1])
-        self._x_scale = np.ones(X.shape[1])
-        _, _, constant = standardise(X, return_constant=True)
-        self._x_fixed = fixed_values(X, constant)
+        if self.likelihood == "bernoulli":
+            _check_bernoulli_range(X)
+        super()._fit_x_scaling(X)  # (also the constant columns, _x_fixed)
+        if self.likelihood == "bernoulli":  # probabilities: X as it is
+            self._x_mean = np.zeros(X.shape[1])
+            self._x_scale = np.ones(X.shape[1])
 
     def _resolve_settings(self, n_features, u_type, fitted=None):
         # Models saved before version 0.2 have no ``init_``: they started randomly.
