@@ -21,6 +21,23 @@ def parse_sets(items):
     return out
 
 
+def apply_defaults(overrides):
+    """Set constants of :mod:`skivae._defaults` in this process (``--default``).
+
+    ``overrides`` maps a constant's name (``"DISTILL_LR"``) to its value; a
+    list becomes a tuple. An unknown name is a ValueError. Only what the
+    package reads from the module at fit time changes: a constant bound as a
+    function's default argument when the module was imported keeps its value
+    (``skivae._start.fit_short_flow``'s ``max_iter``, for one).
+    """
+    import skivae._defaults as D
+
+    for name, value in (overrides or {}).items():
+        if not name.isupper() or not hasattr(D, name):
+            raise ValueError(f"--default: skivae._defaults has no constant {name!r}")
+        setattr(D, name, tuple(value) if isinstance(value, list) else value)
+
+
 def _child(job):
     fn, kwargs, threads = job
     import torch

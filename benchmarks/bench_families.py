@@ -22,6 +22,9 @@ The default models are ``flow ivae vae ivae_random fastica``; ``tcl`` and
 ``likelihood="bernoulli"`` (both declare the data, they are not tuning).
 ``--set key=value`` overrides a parameter of every skivae estimator (never
 FastICA); ``--set model.key=value`` (e.g. ``--set flow.n_init=2``) of one model.
+``--default NAME=value`` sets a constant of :mod:`skivae._defaults` in every
+fit's process (e.g. ``--default DISTILL_LR=0.001``: a default against its
+alternative, without editing the package).
 
 Per fit it records ``mcc`` (strong MCC of ``transform(X)`` against the true
 sources), for ``tcl``/``gcl`` also ``mcc_abs`` (``|estimate|`` against
@@ -54,7 +57,14 @@ import statistics
 import sys
 import time
 
-from _common import MCC_STATS, parse_sets, print_table, run_isolated, summarize
+from _common import (
+    MCC_STATS,
+    apply_defaults,
+    parse_sets,
+    print_table,
+    run_isolated,
+    summarize,
+)
 from bench_undercomplete import FAMILIES as _UNDERCOMPLETE
 
 #: name -> (generator, keyword arguments). Generators: "nonstationary"
@@ -308,7 +318,7 @@ def make_estimator(model, family, n_sources, model_seed, params):
     return NonlinearICA(n_sources, random_state=model_seed, **kw)
 
 
-def fit_one(family, model, data_seed, model_seed, scale, params):
+def fit_one(family, model, data_seed, model_seed, scale, params, defaults=None):
     import time
     import traceback
     import warnings
@@ -318,6 +328,7 @@ def fit_one(family, model, data_seed, model_seed, scale, params):
 
     from skivae.metrics import mean_corr_coef
 
+    apply_defaults(defaults)
     X, u, S = family_data(family, data_seed, scale)
     n_sources = S.shape[1]
     row = {
@@ -444,6 +455,12 @@ def main(argv=None):
     p.add_argument(
         "--set", action="append", help="estimator parameter, [model.]key=value"
     )
+    p.add_argument(
+        "--default",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a constant of skivae._defaults in every fit, e.g. DISTILL_LR=0.001",
+    )
     p.add_argument("--scale", type=float, default=1.0, help="sample-count factor")
     p.add_argument("--tag", default="families", help="name of the output files")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
@@ -476,6 +493,11 @@ def main(argv=None):
         return
 
     params = parse_sets(args.set)
+    defaults = parse_sets(args.default)
+    try:
+        apply_defaults(defaults)  # a misspelt name fails here, not in every fit
+    except ValueError as exc:
+        p.error(str(exc))
     for m in args.models:  # a misspelt --set key fails here, not in every fit
         if m != "fastica":
             try:
@@ -499,11 +521,13 @@ def main(argv=None):
                             model_seed=args.model_seed,
                             scale=args.scale,
                             params={} if m == "fastica" else model_params(m, params),
+                            defaults=defaults,
                         )
                     )
     header = [
         f"command: {command}",
-        f"params: {params or 'defaults'}; model seed {args.model_seed}; "
+        f"params: {params or 'defaults'}; "
+        f"skivae._defaults: {defaults or 'as shipped'}; model seed {args.model_seed}; "
         f"data seeds {args.seeds}; scale {args.scale}; "
         f"{args.jobs} job(s) x {args.threads} thread(s)",
     ]

@@ -25,7 +25,9 @@ baseline), each with ``n_components`` = the number of sources and
 ``random_state=0``; MCC on the training rows. ``--scale`` multiplies ``X``
 (the other scale convention: the estimators standardise ``X``, so the MCC
 should not move). ``--set KEY=VALUE`` passes a parameter to every model (a
-knob against the default, e.g. ``--set prior=laplace``); ``--holdout 0.2``
+knob against the default, e.g. ``--set prior=laplace``); ``--default
+NAME=VALUE`` sets a constant of :mod:`skivae._defaults` in every fit (e.g.
+``--default DISTILL_LR=0.001``, the shipped alternative); ``--holdout 0.2``
 fits on 80 % of the rows (stratified by a categorical ``u``) and reports MCC
 and the model's ``score`` on the other 20 %.
 
@@ -44,6 +46,7 @@ import sys
 import time
 
 import numpy as np
+from _common import apply_defaults
 from scipy.stats import ortho_group
 
 MODELS = ("nica", "ivae", "ivae_random", "nica_ivae", "fastica")
@@ -203,15 +206,31 @@ def main():
         default=0.0,
         help="fraction of rows kept out of the fit; MCC and score on those rows",
     )
+    parser.add_argument(
+        "--default",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a constant of skivae._defaults in every fit, e.g. DISTILL_LR=0.001",
+    )
     parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     params = dict(_parse_setting(item) for item in args.set)
+    defaults = dict(_parse_setting(item) for item in args.default)
+    try:
+        apply_defaults(defaults)  # a misspelt name fails here, not in every fit
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.one:  # the child process
         family, seed, model, scale = args.one
         record = fit_one(family, int(seed), model, float(scale), params, args.holdout)
+        if defaults:
+            record["defaults"] = defaults
         print(json.dumps(record))
         return
-    passed = [f"--set={item}" for item in args.set] + [f"--holdout={args.holdout}"]
+    passed = [f"--set={item}" for item in args.set]
+    passed += [f"--default={item}" for item in args.default]
+    passed += [f"--holdout={args.holdout}"]
     records = []
     for family in args.families:
         for seed in args.seeds:

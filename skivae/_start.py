@@ -83,16 +83,16 @@ def fit_short_flow(
     activation,
     device,
     seed,
-    max_iter=D.START_FLOW_EPOCHS,
-    depth=D.FLOW_DEPTH,
-    bins=D.SPLINE_BINS,
-    bound=D.SPLINE_BOUND,
+    max_iter=None,
+    depth=None,
+    bins=None,
+    bound=None,
     ar_order=0,
     compile=False,
     budget=False,
 ):
     """Fit a flow (one restart, the flow's default training) to ``X``, ``U``:
-    ``max_iter`` epochs, fewer on large data
+    ``max_iter`` epochs (None: ``START_FLOW_EPOCHS``), fewer on large data
     (:func:`~skivae._defaults.capped_epochs`); with ``budget`` (the
     estimator's ``max_iter="auto"``), epochs' worth of steps as that budget
     counts them, so more of them on small data
@@ -110,6 +110,11 @@ def fit_short_flow(
     continuous ``U`` on the rows it is given. Returns a :class:`ShortFlow`;
     raises FloatingPointError if training diverged.
     """
+    # None: the constants of skivae._defaults as they are at call time
+    max_iter = D.START_FLOW_EPOCHS if max_iter is None else max_iter
+    depth = D.FLOW_DEPTH if depth is None else depth
+    bins = D.SPLINE_BINS if bins is None else bins
+    bound = D.SPLINE_BOUND if bound is None else bound
     seed = int(np.random.RandomState(seed).randint(np.iinfo(np.int32).max))
     blocks = ar_order + 1
     n_features = (X.shape[1] - ar_order) // blocks
@@ -238,7 +243,7 @@ def principal_inputs(X, n_components, seed):
     return pca.transform(X)[:, :m], np.sqrt(var[:m])
 
 
-def choose_sources(gain, reach, n, min_gain=D.START_MIN_GAIN):
+def choose_sources(gain, reach, n, min_gain=None):
     """Indices (sorted) of the ``n`` flow outputs kept as sources.
 
     Candidates are the outputs whose ``u``-information ``gain`` is at least
@@ -246,8 +251,10 @@ def choose_sources(gain, reach, n, min_gain=D.START_MIN_GAIN):
     the outputs of largest ``reach`` (:func:`output_reach`) come first. The
     information alone left out a source on some draws: an output that
     carries part of the noise and a little of a source can gain as much from
-    ``u``, but it moves ``x`` much less.
+    ``u``, but it moves ``x`` much less. ``min_gain``: None for
+    ``START_MIN_GAIN``.
     """
+    min_gain = D.START_MIN_GAIN if min_gain is None else min_gain
     gain, reach = np.asarray(gain, float), np.asarray(reach, float)
     top = gain.max()
     candidate = gain >= min_gain * top if top > 0 else np.zeros_like(gain, bool)
@@ -255,7 +262,7 @@ def choose_sources(gain, reach, n, min_gain=D.START_MIN_GAIN):
     return np.sort(order[:n])
 
 
-def output_reach(flow, Z, scale, seed, n_rows=D.REACH_ROWS, step=D.REACH_STEP):
+def output_reach(flow, Z, scale, seed, n_rows=None, step=None):
     """How far each output of a fitted :class:`ShortFlow` moves the features.
 
     ``Z`` holds the flow's standardised outputs of its whitened inputs, and
@@ -264,8 +271,11 @@ def output_reach(flow, Z, scale, seed, n_rows=D.REACH_ROWS, step=D.REACH_STEP):
     keep as Euclidean lengths). Per output: the mean, over up to ``n_rows``
     rows, of the norm of the finite-difference derivative of the features
     along that output (``step`` in its standard deviations). The noise
-    directions are thin, so their outputs move ``x`` little.
+    directions are thin, so their outputs move ``x`` little. ``n_rows``,
+    ``step``: None for ``REACH_ROWS``, ``REACH_STEP``.
     """
+    n_rows = D.REACH_ROWS if n_rows is None else n_rows
+    step = D.REACH_STEP if step is None else step
     rng = np.random.default_rng(int(seed))
     rows = Z[rng.choice(len(Z), min(n_rows, len(Z)), replace=False)]
     base = flow.inverse_transform(rows)
