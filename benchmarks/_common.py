@@ -10,10 +10,14 @@ import time
 
 
 def parse_sets(items):
-    """Turn ``["max_iter=20", "prior='laplace'"]`` into a dict of Python values."""
+    """Turn ``["max_iter=20", "prior='laplace'"]`` into a dict of Python values
+    (a value that is not a Python literal stays a string: ``prior=laplace``).
+    An item without ``=`` is a ValueError."""
     out = {}
     for item in items or []:
-        key, _, value = item.partition("=")
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
         try:
             out[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -26,9 +30,9 @@ def apply_defaults(overrides):
 
     ``overrides`` maps a constant's name (``"DISTILL_LR"``) to its value; a
     list becomes a tuple. An unknown name is a ValueError. Only what the
-    package reads from the module at fit time changes: a constant bound as a
-    function's default argument when the module was imported keeps its value
-    (``skivae._start.fit_short_flow``'s ``max_iter``, for one).
+    package reads from the module at fit time changes; a constant bound as a
+    function's default argument at import would keep its value (the package
+    looks its constants up when called, see docs/developers.rst).
     """
     import skivae._defaults as D
 
@@ -36,6 +40,19 @@ def apply_defaults(overrides):
         if not name.isupper() or not hasattr(D, name):
             raise ValueError(f"--default: skivae._defaults has no constant {name!r}")
         setattr(D, name, tuple(value) if isinstance(value, list) else value)
+
+
+def parse_cli_settings(parser, sets, defaults):
+    """The ``--set`` and ``--default`` items of a benchmark's command line as
+    two dicts, the ``--default`` ones applied in this process (so a misspelt
+    name fails once, here, not in every fit); a malformed item or an unknown
+    constant is ``parser.error``."""
+    try:
+        params, constants = parse_sets(sets), parse_sets(defaults)
+        apply_defaults(constants)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return params, constants
 
 
 def _child(job):

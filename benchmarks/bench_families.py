@@ -60,7 +60,7 @@ import time
 from _common import (
     MCC_STATS,
     apply_defaults,
-    parse_sets,
+    parse_cli_settings,
     print_table,
     run_isolated,
     summarize,
@@ -492,12 +492,7 @@ def main(argv=None):
                 )
         return
 
-    params = parse_sets(args.set)
-    defaults = parse_sets(args.default)
-    try:
-        apply_defaults(defaults)  # a misspelt name fails here, not in every fit
-    except ValueError as exc:
-        p.error(str(exc))
+    params, defaults = parse_cli_settings(p, args.set, args.default)
     for m in args.models:  # a misspelt --set key fails here, not in every fit
         if m != "fastica":
             try:

@@ -38,7 +38,6 @@ Each fit runs in its own process with one torch thread. Example::
 """
 
 import argparse
-import ast
 import json
 import os
 import subprocess
@@ -46,7 +45,7 @@ import sys
 import time
 
 import numpy as np
-from _common import apply_defaults
+from _common import parse_cli_settings
 from scipy.stats import ortho_group
 
 MODELS = ("nica", "ivae", "ivae_random", "nica_ivae", "fastica")
@@ -215,12 +214,7 @@ def main():
     )
     parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    params = dict(_parse_setting(item) for item in args.set)
-    defaults = dict(_parse_setting(item) for item in args.default)
-    try:
-        apply_defaults(defaults)  # a misspelt name fails here, not in every fit
-    except ValueError as exc:
-        parser.error(str(exc))
+    params, defaults = parse_cli_settings(parser, args.set, args.default)
     if args.one:  # the child process
         family, seed, model, scale = args.one
         record = fit_one(family, int(seed), model, float(scale), params, args.holdout)
@@ -256,16 +250,6 @@ def main():
                     with open(args.out, "a") as fh:
                         fh.write(json.dumps(record) + "\n")
     _summarise(records)
-
-
-def _parse_setting(item):
-    key, sep, value = item.partition("=")
-    if not sep:
-        raise SystemExit(f"--set takes KEY=VALUE, got {item!r}")
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value  # a string such as laplace
 
 
 def _summarise(records):

@@ -28,7 +28,7 @@ import shlex
 import statistics
 import sys
 
-from _common import apply_defaults, parse_sets, print_table, run_isolated
+from _common import apply_defaults, parse_cli_settings, print_table, run_isolated
 from bench_families import FAMILIES, family_data
 
 
@@ -92,11 +92,7 @@ def main(argv=None):
     bad = [f for f in args.families if f not in FAMILIES]
     if bad:
         p.error(f"unknown families {bad}; choose from {list(FAMILIES)}")
-    params, defaults = parse_sets(args.set), parse_sets(args.default)
-    try:
-        apply_defaults(defaults)
-    except ValueError as exc:
-        p.error(str(exc))
+    params, defaults = parse_cli_settings(p, args.set, args.default)
     words = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
     print("command: python " + " ".join(shlex.quote(w) for w in words))
     jobs = [
