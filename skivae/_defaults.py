@@ -72,9 +72,14 @@ CONTRASTIVE_MAX_ITER, CONTRASTIVE_LR, CONTRASTIVE_N_INIT = 40, 1e-2, 1
 CONTRASTIVE_FLOW_START_LR = 1e-3
 
 # --------------------------------------------- the flow start (skivae._start)
-#: epochs of the start's short flow on square data (paper_ivae_init.txt) and
-#: on undercomplete data, where it also models the noise directions
-#: (undercomplete.txt: 20 against 10)
+#: epochs of the start's short flow on square data of 5 sources
+#: (paper_ivae_init.txt), grown with the dimension as the flow's own budget
+#: up to twice that at 10 sources and more (version 0.9; see
+#: start_flow_epochs: d10 0.810 (worst 0.773) -> 0.824 (0.815), d20 0.840
+#: (0.815) -> 0.858 (0.839), 7 sources 0.905 (0.830) -> 0.942 (0.889),
+#: 1.2-1.4x the fit time; results/start_epochs.txt), and on undercomplete
+#: data, where it also models the noise directions (undercomplete.txt: 20
+#: against 10)
 START_FLOW_EPOCHS, START_FLOW_EPOCHS_UNDERCOMPLETE = 10, 20
 #: ... and on undercomplete data with a continuous u, whose conditional prior
 #: is a network rather than a table: in 20 epochs it learned too little of
@@ -187,11 +192,24 @@ def _auto(value, default):
     return default if value == "auto" else value
 
 
+def flow_budgets(n_features):
+    """How many 5-source budgets a flow on ``n_features`` sources gets:
+    ``clip(n_features / 5, 1, 2)``."""
+    return min(FLOW_MAX_BUDGETS, max(1.0, n_features / FLOW_SOURCES_PER_BUDGET))
+
+
 def flow_epochs(n_features):
     """Epochs of ``max_iter="auto"`` of the flow on ``n_features`` sources:
     ``FLOW_MAX_ITER * clip(n_features / 5, 1, 2)``, rounded."""
-    budgets = min(FLOW_MAX_BUDGETS, max(1.0, n_features / FLOW_SOURCES_PER_BUDGET))
-    return int(round(FLOW_MAX_ITER * budgets))
+    return int(round(FLOW_MAX_ITER * flow_budgets(n_features)))
+
+
+def start_flow_epochs(n_features):
+    """Epochs of the iVAE's short flow start on square data with
+    ``n_features`` features: ``START_FLOW_EPOCHS`` grown with the dimension
+    as the flow's own budget, ``START_FLOW_EPOCHS * clip(n_features / 5, 1,
+    2)``, rounded (results/start_epochs.txt)."""
+    return int(round(START_FLOW_EPOCHS * flow_budgets(n_features)))
 
 
 def ivae_init(init, *, u_type, likelihood, undercomplete=False, ar_order=0):

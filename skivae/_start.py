@@ -203,7 +203,10 @@ def flow_sources(X, U, aux, n_components, *, seed, ar_order=0, **flow):
     Un = None if U is None else to_numpy(U)
     n, d = n_components, (Xn.shape[1] - ar_order) // (ar_order + 1)
     if n >= d:
-        short = fit_short_flow(Xn, Un, aux, seed=seed, ar_order=ar_order, **flow)
+        epochs = D.start_flow_epochs(d)
+        short = fit_short_flow(
+            Xn, Un, aux, seed=seed, ar_order=ar_order, max_iter=epochs, **flow
+        )
         return to_tensor(short.Z, X.device, dtype=X.dtype)
     if ar_order:  # the current rows (their u: the first block)
         Xn, Un = Xn[:, :d], current_u(Un, ar_order)

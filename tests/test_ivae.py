@@ -712,6 +712,43 @@ def test_short_flow_start_is_a_budget_of_steps(monkeypatch):
             assert seen["max_iter"] == seen["n_iter_no_change"] == expected
 
 
+def test_square_start_grows_with_the_dimension(monkeypatch):
+    import skivae._start as start
+    from skivae._defaults import (
+        START_FLOW_EPOCHS,
+        START_FLOW_EPOCHS_UNDERCOMPLETE,
+        start_flow_epochs,
+    )
+
+    # 10 epochs up to 5 sources, in proportion up to twice that from 10 on
+    # (version 0.9, results/start_epochs.txt), like the flow's own budget
+    assert [start_flow_epochs(d) for d in (2, 5, 7, 10, 20)] == [10, 10, 14, 20, 20]
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def stop(module, X, U, **kw):
+        seen.update(kw)
+        raise Stop
+
+    monkeypatch.setattr(start, "train", stop)
+    X, u, _ = make_nonstationary_sources(20, 40, 7, random_state=0)
+    for est, expected in (
+        # the iVAE's square start, of either estimator
+        (IdentifiableVAE(max_iter=5), 14),
+        (NonlinearICA(method="ivae", max_iter=5), 14),
+        # the undercomplete start and the contrastive features keep theirs
+        (IdentifiableVAE(n_components=3, max_iter=5), START_FLOW_EPOCHS_UNDERCOMPLETE),
+        (NonlinearICA(method="tcl", features="flow", max_iter=5), START_FLOW_EPOCHS),
+    ):
+        seen.clear()
+        with pytest.raises(Stop):
+            est.fit(X, u)
+        assert seen["max_iter"] == expected, est
+
+
 @pytest.mark.parametrize(
     "kw, fit_u, match",
     [
