@@ -183,7 +183,9 @@ def flow_sources(X, U, aux, n_components, *, seed, ar_order=0, **flow):
     """Standardised sources of a short flow fit on the training rows.
 
     ``X`` (standardised) and ``U`` (encoded) are the training tensors;
-    ``flow`` holds :func:`fit_short_flow`'s network settings. With fewer
+    ``flow`` holds :func:`fit_short_flow`'s network settings. On square
+    data the flow trains :func:`~skivae._defaults.start_flow_epochs`
+    epochs, more with more features. With fewer
     components than features the flow runs on the whitened principal
     components of all the features (the leading ``max(16, 2 *
     n_components)`` when there are more) and longer (longer still with a
