@@ -1,7 +1,7 @@
 """The defaults on data from a generator that is not skivae's own.
 
 ``bench_families.py`` draws its families with :mod:`skivae.datasets`, the
-simulator the defaults were tuned beside. This script draws four families
+simulator the defaults were tuned beside. This script draws five families
 with its own code (numpy only) and fits the *default* estimators on them, as
 an outside user would:
 
@@ -16,6 +16,10 @@ an outside user would:
 4. ``cont2d``: 20 000 rows, a 2-D continuous ``u`` uniform on the unit square,
    4 Gaussian sources whose log-std is a random sum of sinusoids of ``u``,
    two leaky-ReLU layers (square).
+5. ``laplace8``: 8 Laplace sources with per-segment means (uniform on
+   [-1, 1]) and scales, 40 x 500 rows, three ``arcsinh(W x)`` layers
+   (square; added in version 0.9 to check the square start's epochs between
+   5 and 10 features, where the rule interpolates).
 
 Every matrix is an orthogonal matrix times a diagonal in [0.5, 2] (well
 conditioned). Models: ``NonlinearICA()``, ``IdentifiableVAE()``,
@@ -121,7 +125,20 @@ def cont2d(seed):
     return X, u, S
 
 
-FAMILIES = {f.__name__: f for f in (t_tanh, uniform10, under4to10, cont2d)}
+def laplace8(seed):
+    rng = np.random.default_rng(seed)
+    K, N, d = 40, 500, 8
+    u = np.repeat(np.arange(K), N)
+    scales = _segment_scales(rng, K, d)
+    means = rng.uniform(-1, 1, size=(K, d))
+    S = rng.laplace(0, 1 / np.sqrt(2), size=(K * N, d)) * scales[u] + means[u]
+    X = S
+    for _ in range(3):
+        X = np.arcsinh(X @ _well_conditioned(rng, d).T)
+    return X, u, S
+
+
+FAMILIES = {f.__name__: f for f in (t_tanh, uniform10, under4to10, cont2d, laplace8)}
 
 
 def fit_one(family, seed, model, scale, params=None, holdout=0.0):
