@@ -77,9 +77,9 @@ CONTRASTIVE_FLOW_START_LR = 1e-3
 #: up to twice that at 10 sources and more (version 0.9; see
 #: start_flow_epochs: d10 0.810 (worst 0.773) -> 0.824 (0.815), d20 0.840
 #: (0.815) -> 0.858 (0.839), 7 sources 0.905 (0.830) -> 0.942 (0.889),
-#: 1.2-1.4x the fit time; results/start_epochs.txt), and on undercomplete
-#: data, where it also models the noise directions (undercomplete.txt: 20
-#: against 10)
+#: about 1.4x the fit time at 10 and 20; results/start_epochs.txt), and
+#: on undercomplete data, where it also models the noise directions
+#: (undercomplete.txt: 20 against 10)
 START_FLOW_EPOCHS, START_FLOW_EPOCHS_UNDERCOMPLETE = 10, 20
 #: ... and on undercomplete data with a continuous u, whose conditional prior
 #: is a network rather than a table: in 20 epochs it learned too little of
