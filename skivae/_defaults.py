@@ -205,10 +205,12 @@ def flow_epochs(n_features):
 
 
 def start_flow_epochs(n_features):
-    """Epochs of the iVAE's short flow start on square data with
-    ``n_features`` features: ``START_FLOW_EPOCHS`` grown with the dimension
-    as the flow's own budget, ``START_FLOW_EPOCHS * clip(n_features / 5, 1,
-    2)``, rounded (results/start_epochs.txt)."""
+    """Epochs of the short flow that starts the iVAE, and gives TCL and GCL
+    their invertible features, on square data with ``n_features`` features:
+    ``START_FLOW_EPOCHS`` grown with the dimension as the flow's own budget,
+    ``START_FLOW_EPOCHS * clip(n_features / 5, 1, 2)``, rounded
+    (results/start_epochs.txt: on d10 the iVAE 0.810 -> 0.824, TCL 0.867 ->
+    0.888, GCL 0.874 -> 0.894)."""
     return int(round(START_FLOW_EPOCHS * flow_budgets(n_features)))
 
 

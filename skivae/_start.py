@@ -388,12 +388,17 @@ def start_ivae(module, X, U, aux, n_components, *, seed, ar_order=0, **flow):
 
 def flow_feature_net(X, U, aux, *, seed, **flow):
     """The invertible network of a short flow fit on the training tensors
-    ``X`` (standardised) and ``U``, with that flow's own standardisation of
+    ``X`` (standardised) and ``U`` (for
+    :func:`~skivae._defaults.start_flow_epochs` epochs, as the iVAE's square
+    start), with that flow's own standardisation of
     its input folded into the first linear layer: a map of ``X`` itself, on
     ``X``'s device and dtype. Raises FloatingPointError if the flow diverged.
     """
     Un = None if U is None else to_numpy(U)
-    short = fit_short_flow(to_numpy(X, np.float64), Un, aux, seed=seed, **flow)
+    epochs = D.start_flow_epochs(X.shape[1])
+    short = fit_short_flow(
+        to_numpy(X, np.float64), Un, aux, seed=seed, max_iter=epochs, **flow
+    )
     net = short.module.net.to(device=X.device, dtype=X.dtype)
     mean = torch.as_tensor(short.x_mean, device=X.device, dtype=X.dtype)
     scale = torch.as_tensor(short.x_scale, device=X.device, dtype=X.dtype)

@@ -714,11 +714,7 @@ def test_short_flow_start_is_a_budget_of_steps(monkeypatch):
 
 def test_square_start_grows_with_the_dimension(monkeypatch):
     import skivae._start as start
-    from skivae._defaults import (
-        START_FLOW_EPOCHS,
-        START_FLOW_EPOCHS_UNDERCOMPLETE,
-        start_flow_epochs,
-    )
+    from skivae._defaults import START_FLOW_EPOCHS_UNDERCOMPLETE, start_flow_epochs
 
     # 10 epochs up to 5 sources, in proportion up to twice that from 10 on
     # (version 0.9, results/start_epochs.txt), like the flow's own budget
@@ -739,9 +735,11 @@ def test_square_start_grows_with_the_dimension(monkeypatch):
         # the iVAE's square start, of either estimator
         (IdentifiableVAE(max_iter=5), 14),
         (NonlinearICA(method="ivae", max_iter=5), 14),
-        # the undercomplete start and the contrastive features keep theirs
+        # the contrastive methods' flow features (version 0.9 too)
+        (NonlinearICA(method="tcl", features="flow", max_iter=5), 14),
+        (NonlinearICA(method="gcl", features="flow", max_iter=5), 14),
+        # the undercomplete start keeps its own
         (IdentifiableVAE(n_components=3, max_iter=5), START_FLOW_EPOCHS_UNDERCOMPLETE),
-        (NonlinearICA(method="tcl", features="flow", max_iter=5), START_FLOW_EPOCHS),
     ):
         seen.clear()
         with pytest.raises(Stop):
