@@ -77,7 +77,8 @@ CONTRASTIVE_FLOW_START_LR = 1e-3
 #: up to twice that at 10 sources and more (version 0.9; see
 #: start_flow_epochs: d10 0.810 (worst 0.773) -> 0.824 (0.815), d20 0.840
 #: (0.815) -> 0.858 (0.839), 7 sources 0.905 (0.830) -> 0.942 (0.889),
-#: about 1.4x the fit time at 10 and 20; results/start_epochs.txt), and
+#: about 1.4x the fit time at 10 and 20; TCL's and GCL's flow features too:
+#: d10 TCL 0.867 -> 0.888, GCL 0.874 -> 0.894; results/start_epochs.txt), and
 #: on undercomplete data, where it also models the noise directions
 #: (undercomplete.txt: 20 against 10)
 START_FLOW_EPOCHS, START_FLOW_EPOCHS_UNDERCOMPLETE = 10, 20
