@@ -92,7 +92,8 @@ def fit_short_flow(
     budget=False,
 ):
     """Fit a flow (one restart, the flow's default training) to ``X``, ``U``:
-    ``max_iter`` epochs (None: ``START_FLOW_EPOCHS``), fewer on large data
+    ``max_iter`` epochs (None: :func:`~skivae._defaults.start_flow_epochs`
+    of its features, more with more of them), fewer on large data
     (:func:`~skivae._defaults.capped_epochs`); with ``budget`` (the
     estimator's ``max_iter="auto"``), epochs' worth of steps as that budget
     counts them, so more of them on small data
@@ -110,14 +111,15 @@ def fit_short_flow(
     continuous ``U`` on the rows it is given. Returns a :class:`ShortFlow`;
     raises FloatingPointError if training diverged.
     """
-    # None: the constants of skivae._defaults as they are at call time
-    max_iter = D.START_FLOW_EPOCHS if max_iter is None else max_iter
-    depth = D.FLOW_DEPTH if depth is None else depth
-    bins = D.SPLINE_BINS if bins is None else bins
-    bound = D.SPLINE_BOUND if bound is None else bound
     seed = int(np.random.RandomState(seed).randint(np.iinfo(np.int32).max))
     blocks = ar_order + 1
     n_features = (X.shape[1] - ar_order) // blocks
+    # None: the constants of skivae._defaults as they are at call time
+    if max_iter is None:
+        max_iter = D.start_flow_epochs(n_features)
+    depth = D.FLOW_DEPTH if depth is None else depth
+    bins = D.SPLINE_BINS if bins is None else bins
+    bound = D.SPLINE_BOUND if bound is None else bound
     x_mean, x_scale = standardise(X[:, :n_features])
     Xp = X.copy()
     for b in range(blocks):  # the current rows' standardisation, for the past too
@@ -205,10 +207,7 @@ def flow_sources(X, U, aux, n_components, *, seed, ar_order=0, **flow):
     Un = None if U is None else to_numpy(U)
     n, d = n_components, (Xn.shape[1] - ar_order) // (ar_order + 1)
     if n >= d:
-        epochs = D.start_flow_epochs(d)
-        short = fit_short_flow(
-            Xn, Un, aux, seed=seed, ar_order=ar_order, max_iter=epochs, **flow
-        )
+        short = fit_short_flow(Xn, Un, aux, seed=seed, ar_order=ar_order, **flow)
         return to_tensor(short.Z, X.device, dtype=X.dtype)
     if ar_order:  # the current rows (their u: the first block)
         Xn, Un = Xn[:, :d], current_u(Un, ar_order)
@@ -395,10 +394,7 @@ def flow_feature_net(X, U, aux, *, seed, **flow):
     ``X``'s device and dtype. Raises FloatingPointError if the flow diverged.
     """
     Un = None if U is None else to_numpy(U)
-    epochs = D.start_flow_epochs(X.shape[1])
-    short = fit_short_flow(
-        to_numpy(X, np.float64), Un, aux, seed=seed, max_iter=epochs, **flow
-    )
+    short = fit_short_flow(to_numpy(X, np.float64), Un, aux, seed=seed, **flow)
     net = short.module.net.to(device=X.device, dtype=X.dtype)
     mean = torch.as_tensor(short.x_mean, device=X.device, dtype=X.dtype)
     scale = torch.as_tensor(short.x_scale, device=X.device, dtype=X.dtype)
