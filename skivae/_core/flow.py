@@ -31,6 +31,66 @@ from zuko.transforms import MonotonicRQSTransform
 from skivae._core.base import LatentModel
 
 
+class _StackedRQS(MonotonicRQSTransform):
+    """zuko's monotone rational-quadratic spline, with a knot lookup laid out
+    for the flow's stacked restarts.
+
+    zuko finds each input's bin by broadcasting the knots, shape
+    ``(R, 1, D, K + 1)``, against the batch, ``(R, B, D)``, to
+    ``(R, B, D, K + 1)`` before three gathers; their backward scatters into
+    zero tensors of that broadcast shape and sums them back. Here the lookup
+    runs on the knots as they are: :func:`torch.searchsorted` and the
+    gathers take the ``(R, D, K + 1)`` knots with the batch moved last, so
+    no tensor is ``K + 1`` times the batch. The spline itself is zuko's,
+    untouched (its ``_call``, ``_inverse`` and ``call_and_ladj`` call these
+    two methods): the same bins (the number of knots strictly below the
+    input, as zuko counts them), outputs and log-Jacobians bit-identical,
+    gradients equal up to the order of their sums. One flow step (batch 500,
+    2 restarts, 5 features, one thread) takes about 5.4 ms instead of 6.4
+    (results/speed_lookup.txt).
+
+    Inputs of any other layout (no restart axis, or a zuko whose knots are
+    named otherwise) go through zuko's own lookup.
+    """
+
+    def _stacked(self, value):
+        knots = getattr(self, "horizontal", None)
+        return (
+            knots is not None
+            and knots.dim() == 4
+            and knots.shape[1] == 1
+            and value.dim() == 3
+            and value.shape[0] == knots.shape[0]
+        )
+
+    def searchsorted(self, seq, value):
+        if not self._stacked(value):
+            return MonotonicRQSTransform.searchsorted(seq, value)
+        # (R, D, K + 1) knots against (R, D, B) inputs: count of knots < value
+        idx = torch.searchsorted(
+            seq[:, 0].contiguous(), value.transpose(-1, -2).contiguous()
+        )
+        return idx.transpose(-1, -2)
+
+    def bin(self, k):
+        if not self._stacked(k):
+            return super().bin(k)
+        mask = torch.logical_and(0 <= k, k < self.bins)
+        k = (k % self.bins).transpose(-1, -2)  # (R, D, B)
+        both = torch.cat((k, k + 1), dim=-1)  # left and right knot, (R, D, 2B)
+        n = k.shape[-1]
+
+        def ends(knots):
+            at = knots[:, 0].gather(-1, both).transpose(-1, -2)  # (R, 2B, D)
+            return at[:, :n], at[:, n:]
+
+        x0, x1 = ends(self.horizontal)
+        y0, y1 = ends(self.vertical)
+        d0, d1 = ends(self.derivatives)
+        s = (y1 - y0) / (x1 - x0)
+        return mask, x0, x1, y0, y1, d0, d1, s
+
+
 class InvertibleMLP(nn.Module):
     """The inverted-MLP stack ``x -> Linear -> spline -> ... -> Linear``.
 
@@ -97,7 +157,7 @@ class InvertibleMLP(nn.Module):
         zuko whose transform keeps its knots under other names gets one
         transform per block, as before.
         """
-        full = MonotonicRQSTransform(
+        full = _StackedRQS(
             self.widths, self.heights, self.derivatives, bound=self.bound
         )
         if not all(hasattr(full, name) for name in _KNOTS):
