@@ -44,9 +44,7 @@ def time_step(variant, batch, features, restarts, steps):
     from skivae._core.training import _Adam, _cosine_factor
 
     if variant in ("zuko-lookup", "before"):
-        flow._StackedRQS.searchsorted = staticmethod(
-            MonotonicRQSTransform.searchsorted
-        )
+        flow._StackedRQS.searchsorted = staticmethod(MonotonicRQSTransform.searchsorted)
         flow._StackedRQS.bin = MonotonicRQSTransform.bin
     torch.manual_seed(0)
     priors = [
@@ -131,6 +129,7 @@ def main(argv=None):
                 "processes per variant\n\n"
             )
             print_table(table, columns, file=fh)
+
 
 if __name__ == "__main__":
     main()
