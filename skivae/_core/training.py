@@ -139,11 +139,12 @@ class _Adam:
     bit-identical to torch's, with or without
     ``torch.optim.lr_scheduler.LambdaLR(schedule)`` stepped after each step,
     and a parameter without a gradient at a step is left alone (its moments
-    and step count too), as torch does. What it leaves out is the machinery
-    around those kernels that a fit pays at every step (hooks, profiler
-    records, regrouping the tensors by device and dtype, reading step
-    counts held as tensors) and once per process (``torch.optim`` imports
-    ``torch._dynamo`` at its first optimizer, about 0.8 s).
+    and step count too), as torch does. It leaves out the machinery around
+    those kernels (hooks, state dicts, profiler records, regrouping the
+    tensors by device and dtype). A step costs what torch's costs
+    (``benchmarks/bench_step.py``); what it saves is once per process:
+    ``torch.optim`` imports ``torch._dynamo`` at its first optimizer, about
+    0.8 s and 70 MB of every fresh process's first fit.
 
     Parameters
     ----------
