@@ -1,9 +1,11 @@
 """Helpers shared by the benchmark scripts: isolated fits and table printing."""
 
+import argparse
 import ast
 import multiprocessing as mp
 import os
 import resource
+import shlex
 import statistics
 import sys
 import time
@@ -135,6 +137,38 @@ MCC_STATS = [
     ("median_s", "seconds", "median"),
     ("max_peak_mb", "peak_mb", "max"),
 ]
+
+
+def probe_jobs(doc, argv, families, *, default_families, default_seeds):
+    """The command line of the probe scripts (``probe_start.py``,
+    ``probe_heldout.py``): ``--families``, ``--seeds``, ``--jobs``, ``--set``
+    and ``--default``. Prints the command and returns the number of parallel
+    processes and one job (``family``, ``data_seed``, ``params``,
+    ``defaults``) per family and seed."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--families", nargs="+", default=list(default_families))
+    p.add_argument("--seeds", type=int, nargs="+", default=list(default_seeds))
+    p.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    p.add_argument("--set", action="append", help="estimator parameter key=value")
+    p.add_argument(
+        "--default",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a constant of skivae._defaults in every fit",
+    )
+    args = p.parse_args(argv)
+    bad = [f for f in args.families if f not in families]
+    if bad:
+        p.error(f"unknown families {bad}; choose from {list(families)}")
+    params, defaults = parse_cli_settings(p, args.set, args.default)
+    words = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
+    print("command: python " + " ".join(shlex.quote(w) for w in words))
+    jobs = [
+        dict(family=f, data_seed=s, params=params, defaults=defaults)
+        for f in args.families
+        for s in args.seeds
+    ]
+    return args.jobs, jobs
 
 
 def print_table(rows, columns, file=sys.stdout):

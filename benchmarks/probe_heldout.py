@@ -17,12 +17,9 @@ fresh process with one torch thread. Example (the measurement behind
         --default "IVAE_SETTINGS={'flow': (5, 1e-3), 'random': (40, 1e-2)}"
 """
 
-import argparse
-import shlex
 import statistics
-import sys
 
-from _common import apply_defaults, parse_cli_settings, print_table, run_isolated
+from _common import apply_defaults, print_table, probe_jobs, run_isolated
 from bench_families import FAMILIES, family_data
 
 
@@ -58,36 +55,20 @@ def heldout_one(family, data_seed, params, defaults):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--families", nargs="+", default=["paper_std"])
-    p.add_argument("--seeds", type=int, nargs="+", default=[41, 42, 43])
-    p.add_argument("--jobs", type=int, default=1, help="parallel processes")
-    p.add_argument("--set", action="append", help="estimator parameter key=value")
-    p.add_argument(
-        "--default",
-        action="append",
-        metavar="NAME=VALUE",
-        help="a constant of skivae._defaults in every fit",
+    n_jobs, jobs = probe_jobs(
+        __doc__,
+        argv,
+        FAMILIES,
+        default_families=["paper_std"],
+        default_seeds=[41, 42, 43],
     )
-    args = p.parse_args(argv)
-    bad = [f for f in args.families if f not in FAMILIES]
-    if bad:
-        p.error(f"unknown families {bad}; choose from {list(FAMILIES)}")
-    params, defaults = parse_cli_settings(p, args.set, args.default)
-    words = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
-    print("command: python " + " ".join(shlex.quote(w) for w in words))
-    jobs = [
-        dict(family=f, data_seed=s, params=params, defaults=defaults)
-        for f in args.families
-        for s in args.seeds
-    ]
     cols = ["family", "data_seed", "mcc", "score", "epochs", "seconds"]
     rows = []
-    for row in run_isolated(heldout_one, jobs, n_jobs=args.jobs):
+    for row in run_isolated(heldout_one, jobs, n_jobs=n_jobs):
         rows.append(row)
         print_table([row], cols)
     summary = []
-    for f in args.families:
+    for f in dict.fromkeys(j["family"] for j in jobs):
         rs = [r for r in rows if r["family"] == f]
         summary.append(
             {
